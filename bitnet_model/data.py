@@ -1,0 +1,585 @@
+"""Text, tokenizer and batches for a bitnet-tui run.
+
+:func:`load_data` is the one entry point. It reads a corpus (by default the
+English prose that ships with every Python install: the Language Reference in
+``pydoc_data.topics`` plus standard-library docstrings), trains a byte-level
+BPE tokenizer on the training split (cached on disk) or loads the user's
+``tokenizer.json``, tokenizes everything once and returns a :class:`Data`:
+train and validation token streams, seeded resumable batches, fixed
+validation batches, fixed prompts, and the corpus' unigram entropy.
+
+Every failure the user can cause raises :class:`DataError` with one sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import os
+import re
+import sys
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+CORPUS_NAME = "python-stdlib-docs"
+EOT = "<|endoftext|>"
+MIN_DEFAULT_CHARS = 200_000
+"""Below this much text the fallback corpus is too small to say anything about collapse."""
+MAX_DOCSTRING_CHARS = 2_000_000
+"""Cap on the docstring part of the default corpus."""
+MAX_PIECE_CHARS = 4096
+"""Longer paragraphs are cut at whitespace so encode_batch can spread them over threads."""
+_TOKENIZER_RECIPE = "bytelevel-bpe-v1"
+"""Bump when the training recipe changes so old cache entries are not reused."""
+
+
+class DataError(ValueError):
+    """The data or tokenizer cannot be used. The message is one user-facing sentence."""
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Documents cut into pieces; concatenating a document's pieces gives its text."""
+
+    docs: list[list[str]]
+    info: dict[str, Any]
+
+
+_UNDERLINE = re.compile(r"^\s*([*=\-~^#+])\1{2,}\s*$")
+_EMPHASIS = re.compile(r"\*{1,2}([^*\s][^*]*?)\*{1,2}")
+_FOOTNOTE = re.compile(r"\s*\[\d+\]")
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+_WORD = re.compile(r"^[\"'(\[]*[A-Za-z][A-Za-z'\-]*[.,;:!?\"')\]]*$")
+_DOCSTRING = re.compile(r"""[rRuU]?(\"\"\"|''')(.*?)\1""", re.DOTALL)
+_SKIP_DIRS = {
+    "test", "tests", "idlelib", "lib2to3", "tkinter", "turtledemo", "site-packages",
+    "dist-packages", "ensurepip", "__pycache__", "pydoc_data", "encodings",
+}
+
+
+def _prose(block: list[str]) -> str | None:
+    """One paragraph of reST-ish text reflowed to a single line, or None if it is not prose."""
+    if any(_UNDERLINE.match(line) for line in block):
+        return None  # a heading
+    if any(line.lstrip().startswith((">>>", "...", "$ ", "%")) for line in block):
+        return None
+    text = " ".join(line.strip() for line in block).translate(_QUOTES)
+    if "::=" in text or "{" in text or "=>" in text:
+        return None
+    text = _FOOTNOTE.sub("", _EMPHASIS.sub(r"\1", text))
+    text = re.sub(r"\s+", " ", text).strip()
+    if text.endswith("::"):
+        text = text[:-1]
+    words = text.split(" ")
+    if len(words) < 6 or not text[0].isalpha() and text[0] not in "\"'(":
+        return None
+    if sum(bool(_WORD.match(w)) for w in words) < 0.8 * len(words):
+        return None
+    return text
+
+
+def _paragraphs(text: str) -> list[str]:
+    out, block = [], []
+    for line in text.splitlines() + [""]:
+        if line.strip():
+            block.append(line)
+        elif block:
+            p = _prose(block)
+            if p is not None:
+                out.append(p)
+            block = []
+    return out
+
+
+def _stdlib_docstrings() -> list[list[str]]:
+    """Prose paragraphs from the docstrings of the pure-Python standard library, one list per module."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("config-"))
+        files.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py") and not f.startswith("test"))
+    docs, total = [], 0
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        try:
+            src = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        paras: list[str] = []
+        for m in _DOCSTRING.finditer(src):
+            before = src[: m.start()].rstrip()
+            if before and not before.endswith(":"):
+                continue  # not the first statement of a module, class or function
+            paras.extend(_paragraphs(inspect.cleandoc(m.group(2))))
+        if paras:
+            docs.append(paras)
+            total += sum(map(len, paras))
+            if total >= MAX_DOCSTRING_CHARS:
+                break
+    return docs
+
+
+def default_corpus() -> Corpus:
+    """The Python Language Reference (``pydoc_data.topics``) and stdlib docstrings, as prose paragraphs.
+
+    Deterministic for a given Python build. Raises DataError if the install has too little of either.
+    """
+    docs: list[list[str]] = []
+    sources = []
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        topics = {}
+    if topics:
+        sources.append("pydoc_data.topics")
+        docs.extend(p for p in (_paragraphs(topics[k]) for k in sorted(topics)) if p)
+    stdlib = _stdlib_docstrings()
+    if stdlib:
+        sources.append("stdlib docstrings")
+        docs.extend(stdlib)
+    docs = [[p + "\n" for p in d] for d in docs]
+    # A fixed, content-keyed order mixes reference topics and module docs, so the held-out tail is typical.
+    docs.sort(key=lambda d: hashlib.sha256(d[0].encode("utf-8")).digest())
+    chars = sum(len(p) for d in docs for p in d)
+    if chars < MIN_DEFAULT_CHARS:
+        raise DataError(
+            f"this Python install has too little documentation for the default corpus ({chars:,} characters); "
+            "pass a text file or folder with --data"
+        )
+    return _make_corpus(docs, name=CORPUS_NAME, kind="default", path=None, sources=sources)
+
+
+def _make_corpus(docs: list[list[str]], **info: Any) -> Corpus:
+    h = hashlib.sha256()
+    for d in docs:
+        for p in d:
+            h.update(p.encode("utf-8"))
+        h.update(b"\x00")
+    pieces = [[c for p in d for c in _cut(p)] for d in docs]
+    full = {
+        **info,
+        "python": sys.version.split()[0] if info.get("kind") == "default" else None,
+        "sha256": h.hexdigest(),
+        "chars": sum(len(p) for d in docs for p in d),
+        "documents": len(docs),
+    }
+    return Corpus(docs=pieces, info={k: v for k, v in full.items() if v is not None})
+
+
+def _cut(text: str) -> list[str]:
+    """Cut text into pieces of at most ~MAX_PIECE_CHARS, each new piece starting at a whitespace."""
+    out = []
+    while len(text) > MAX_PIECE_CHARS:
+        i = text.rfind(" ", MAX_PIECE_CHARS // 2, MAX_PIECE_CHARS)
+        if i <= 0:
+            i = MAX_PIECE_CHARS
+        out.append(text[:i])
+        text = text[i:]
+    out.append(text)
+    return out
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    if b"\x00" in raw:
+        raise DataError(f"{path} looks like a binary file (it contains NUL bytes), not UTF-8 text")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not valid UTF-8 text (bad byte at offset {e.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _text_doc(text: str) -> list[str]:
+    """User text as paragraphs (blank-line separated), line breaks inside a paragraph kept."""
+    paras = [p.strip("\n") for p in re.split(r"\n[ \t]*\n", text)]
+    paras = ["\n".join(line.rstrip() for line in p.split("\n")) for p in paras if p.strip()]
+    return [p + "\n\n" for p in paras]
+
+
+def user_corpus(path_str: str) -> Corpus:
+    """A .txt file, a folder of .txt files (recursive, sorted) or a .jsonl file with a "text" field per line."""
+    path = Path(path_str).expanduser()
+    if not path.exists():
+        raise DataError(f"data path {path} does not exist")
+    skipped = None
+    if path.is_dir():
+        files = sorted(path.rglob("*.txt"), key=lambda p: p.relative_to(path).as_posix())
+        files = [f for f in files if f.is_file()]
+        if not files:
+            raise DataError(f"folder {path} contains no .txt files")
+        docs = [d for d in (_text_doc(_read_text(f)) for f in files) if d]
+        kind = "folder"
+        if not docs:
+            raise DataError(f"the .txt files in {path} contain no text")
+    elif path.suffix.lower() == ".jsonl":
+        kind = "jsonl"
+        docs, skipped, lines = [], 0, 0
+        for line in _read_text(path).split("\n"):
+            if not line.strip():
+                continue
+            lines += 1
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                obj = None
+            text = obj.get("text") if isinstance(obj, dict) else None
+            if not isinstance(text, str):
+                skipped += 1
+                continue
+            doc = _text_doc(text.replace("\r\n", "\n"))
+            if doc:
+                docs.append(doc)
+        if not docs:
+            if lines == 0:
+                raise DataError(f"{path} is empty")
+            raise DataError(
+                f"{path} has no usable lines: {skipped} of {lines} are not JSON objects with a string \"text\" field"
+            )
+    else:
+        kind = "txt"
+        doc = _text_doc(_read_text(path))
+        if not doc:
+            raise DataError(f"{path} is empty")
+        docs = [doc]
+    return _make_corpus(docs, name=path.name, kind=kind, path=str(path.resolve()), skipped_lines=skipped)
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def resolve_cache_dir(cache_dir: str | None) -> Path:
+    """DataConfig.cache_dir, else $BITNET_TUI_CACHE, else ~/.cache/bitnet-tui."""
+    return Path(cache_dir or os.environ.get("BITNET_TUI_CACHE") or "~/.cache/bitnet-tui").expanduser()
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> Tokenizer:
+    """Byte-level BPE (GPT-2 style) with one special token, EOT, at id 0."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    return tok
+
+
+def _sha_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_tokenizer_file(path_str: str) -> tuple[Tokenizer, Path]:
+    path = Path(path_str).expanduser()
+    if not path.is_file():
+        raise DataError(f"tokenizer file {path} does not exist")
+    try:
+        return Tokenizer.from_file(str(path)), path
+    except Exception as e:  # noqa: BLE001 - tokenizers raises bare Exception for every parse failure
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path} is not a valid Hugging Face tokenizer.json ({first})") from None
+
+
+def _cached_tokenizer(corpus_sha: str, train_texts: list[str], vocab_size: int, val_fraction: float,
+                      cache_dir: Path) -> tuple[Tokenizer, Path, bool]:
+    """Load the tokenizer for this corpus and vocab from the cache, training and saving it if absent."""
+    import tokenizers
+
+    key = hashlib.sha256(
+        f"{_TOKENIZER_RECIPE}|{tokenizers.__version__}|{corpus_sha}|{vocab_size}|{val_fraction!r}".encode()
+    ).hexdigest()
+    path = cache_dir / "tokenizers" / f"bpe-{vocab_size}-{key[:16]}.json"
+    if path.is_file():
+        try:
+            return Tokenizer.from_file(str(path)), path, False
+        except Exception:  # noqa: BLE001 - a damaged cache entry is retrained and replaced
+            path.unlink(missing_ok=True)
+    tok = train_tokenizer(train_texts, vocab_size)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tok.save(str(tmp))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise DataError(f"cannot write the tokenizer cache in {cache_dir}: {e.strerror or e}") from None
+    return tok, path, True
+
+
+# --------------------------------------------------------------------------- streams and batches
+
+
+def unigram_entropy(stream: np.ndarray | torch.Tensor, vocab_size: int) -> float:
+    """Entropy in nats of the token frequencies in ``stream``: H = -sum p log p."""
+    a = stream.numpy() if isinstance(stream, torch.Tensor) else np.asarray(stream)
+    counts = np.bincount(a.astype(np.int64), minlength=vocab_size).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+class Batches:
+    """Random (x, y) windows from a token stream, reproducible from a seed and resumable exactly.
+
+    ``x`` and ``y`` are int64 tensors of shape (batch_size, context); ``y`` is ``x`` shifted by one token.
+    """
+
+    def __init__(self, stream: torch.Tensor, batch_size: int, context: int, seed: int) -> None:
+        if stream.numel() <= context + 1:
+            raise DataError(f"the token stream ({stream.numel()} tokens) is too short for context {context}")
+        self.stream = stream
+        self.batch_size = batch_size
+        self.context = context
+        self.seed = seed
+        self.served = 0
+        """Batches handed out so far."""
+        self._gen = torch.Generator().manual_seed(seed)
+        self._span = torch.arange(context + 1)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = torch.randint(0, self.stream.numel() - self.context, (self.batch_size,), generator=self._gen)
+        chunk = self.stream[starts[:, None] + self._span]
+        self.served += 1
+        return chunk[:, :-1], chunk[:, 1:]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain ints and a uint8 tensor: safe for ``torch.save`` / ``torch.load(weights_only=True)``."""
+        return {
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "context": self.context,
+            "tokens": int(self.stream.numel()),
+            "served": self.served,
+            "generator": self._gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k in ("batch_size", "context", "tokens"):
+            mine = self.batch_size if k == "batch_size" else self.context if k == "context" else self.stream.numel()
+            if state.get(k) != mine:
+                raise DataError(f"cannot resume the batch order: saved {k} is {state.get(k)}, this run has {mine}")
+        self.seed = int(state["seed"])
+        self.served = int(state["served"])
+        self._gen.set_state(state["generator"])
+
+
+@dataclass(eq=False)
+class Data:
+    """Everything the trainer needs from the text. Built by :func:`load_data`."""
+
+    tokenizer: Tokenizer
+    vocab_size: int
+    """Actual vocabulary: one more than the largest token id. The model's vocab must be at least this."""
+    train: torch.Tensor
+    """1-D int64 training token stream."""
+    val: torch.Tensor
+    """1-D int64 held-out token stream: the contiguous tail of the corpus."""
+    context: int
+    corpus_info: dict[str, Any]
+    """name, kind, path (user data), python (default), sha256, chars, documents, skipped_lines (jsonl)."""
+    tokenizer_info: dict[str, Any]
+    """kind (trained|file), vocab_size, sha256 of the tokenizer JSON, path, cached (trained: loaded from cache)."""
+    unigram_entropy: float
+    """Entropy in nats of the training stream's token frequencies: the loss of a unigram model."""
+    eot_id: int | None = None
+    _texts: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def ln_vocab(self) -> float:
+        """Loss of a uniform guess over the vocabulary, in nats."""
+        return math.log(self.vocab_size)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text).ids
+
+    def decode(self, ids: list[int] | torch.Tensor) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    def token_text(self, token_id: int) -> str:
+        """The readable text of one token, e.g. " the"; bytes of a split character show as U+FFFD."""
+        texts = self._token_texts()
+        if 0 <= token_id < len(texts):
+            return texts[token_id]
+        return f"<{token_id}>"
+
+    def _token_texts(self) -> list[str]:
+        if self._texts is None:
+            texts = []
+            for i in range(self.vocab_size):
+                t = self.tokenizer.decode([i], skip_special_tokens=False)
+                if not t:
+                    t = self.tokenizer.id_to_token(i) or f"<{i}>"
+                texts.append(t)
+            self._texts = texts
+        return self._texts
+
+    def batches(self, batch_size: int, seed: int) -> Batches:
+        """Endless random training batches; same seed, same batches; see :meth:`Batches.state_dict`."""
+        return Batches(self.train, batch_size, self.context, seed)
+
+    def val_batches(self, batch_size: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``n`` fixed held-out batches whose windows are evenly spaced over the validation stream."""
+        last = self.val.numel() - self.context - 1
+        starts = torch.linspace(0, last, batch_size * n, dtype=torch.float64).round().long()
+        chunk = self.val[starts[:, None] + torch.arange(self.context + 1)]
+        x, y = chunk[:, :-1], chunk[:, 1:]
+        return [(x[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size]) for i in range(n)]
+
+    def eval_prompts(self, n: int, prompt_tokens: int) -> list[list[int]]:
+        """``n`` fixed prompts of ``prompt_tokens`` tokens from evenly spaced places in the validation stream.
+
+        Each starts at the first sentence start (else word start) at or after its place, avoiding EOT.
+        """
+        val = self.val.tolist()
+        k = prompt_tokens
+        if len(val) < k + 1:
+            raise DataError(f"the validation split ({len(val)} tokens) is too short for {k}-token prompts")
+        texts = self._token_texts()
+        spacing = (len(val) - k) / n
+        window = max(1, min(256, int(spacing)))
+        prompts = []
+        for i in range(n):
+            off = int(i * spacing)
+            best = None
+            for s in range(off, min(off + window, len(val) - k + 1)):
+                if self.eot_id is not None and self.eot_id in val[s:s + k]:
+                    continue
+                rank = self._boundary_rank(val, s, texts)
+                if best is None or rank < best[0]:
+                    best = (rank, s)
+                    if rank == 0:
+                        break
+            start = off if best is None else best[1]
+            prompts.append(val[start:start + k])
+        return prompts
+
+    def _boundary_rank(self, val: list[int], s: int, texts: list[str]) -> int:
+        """0: a sentence or paragraph starts at token s; 1: a word starts there; 2: neither."""
+        cur = texts[val[s]]
+        prev = texts[val[s - 1]] if s > 0 else "\n"
+        if s == 0 or val[s - 1] == self.eot_id or prev.endswith("\n"):
+            return 0 if cur[:1].isalpha() else 1
+        head = cur.lstrip(" ")
+        if cur.startswith(" ") and head[:1].isupper() and prev.rstrip(" ")[-1:] in (".", "!", "?"):
+            return 0
+        return 1 if cur.startswith((" ", "\n")) else 2
+
+    @property
+    def train_tokens(self) -> int:
+        return int(self.train.numel())
+
+    @property
+    def val_tokens(self) -> int:
+        return int(self.val.numel())
+
+
+def _encode_docs(tok: Tokenizer, docs: list[list[str]], eot_id: int | None, closed: bool = True) -> torch.Tensor:
+    """Token ids of the documents, each followed by EOT; ``closed=False``: the last one continues elsewhere."""
+    pieces = [p for d in docs for p in d]
+    encoded = tok.encode_batch(pieces, add_special_tokens=False) if pieces else []
+    out: list[int] = []
+    i = 0
+    for j, d in enumerate(docs):
+        for _ in d:
+            out.extend(encoded[i].ids)
+            i += 1
+        if eot_id is not None and (closed or j < len(docs) - 1):
+            out.append(eot_id)
+    return torch.tensor(out, dtype=torch.int64)
+
+
+def _split_docs(docs: list[list[str]], val_fraction: float) -> tuple[list[list[str]], list[list[str]], bool]:
+    """Cut the corpus at the piece where the last ``val_fraction`` of its characters begins.
+
+    Returns the train documents, the validation documents, and whether the cut fell between documents.
+    """
+    total = sum(len(p) for d in docs for p in d)
+    target = total * (1 - val_fraction)
+    seen = 0
+    for di, d in enumerate(docs):
+        for pi, p in enumerate(d):
+            if seen + len(p) > target:
+                if pi == 0 and di > 0:
+                    return docs[:di], docs[di:], True
+                if pi == 0:  # the first piece of all straddles the cut: cut inside it
+                    cut = max(1, min(len(p) - 1, int(target - seen)))
+                    return [[p[:cut]]], [[p[cut:]] + d[1:]] + docs[1:], False
+                return docs[:di] + [d[:pi]], [d[pi:]] + docs[di + 1:], False
+            seen += len(p)
+    return docs, [], True
+
+
+def load_data(dcfg: Any, vocab_size: int, context: int, seed: int = 0) -> Data:
+    """Corpus, tokenizer and token streams for a run (``dcfg`` is a :class:`~bitnet_model.config.DataConfig`).
+
+    ``vocab_size`` is the size of a trained tokenizer; a ``tokenizer.json`` brings its own. Check
+    ``Data.vocab_size`` (the actual size) against the model. ``seed`` is accepted for symmetry with the
+    trainer; batches take their seed from :meth:`Data.batches`.
+    """
+    del seed
+    corpus = user_corpus(dcfg.data) if dcfg.data else default_corpus()
+    train_docs, val_docs, closed = _split_docs(corpus.docs, dcfg.val_fraction)
+    if dcfg.tokenizer:
+        tok, tok_path = _load_tokenizer_file(dcfg.tokenizer)
+        kind, cached = "file", None
+    else:
+        if vocab_size < 257:
+            raise DataError(f"vocab_size must be at least 257 (256 bytes + EOT), got {vocab_size}")
+        train_texts = [p for d in train_docs for p in d]
+        tok, tok_path, trained = _cached_tokenizer(
+            corpus.info["sha256"], train_texts, vocab_size, dcfg.val_fraction, resolve_cache_dir(dcfg.cache_dir)
+        )
+        kind, cached = "trained", not trained
+    vocab = tok.get_vocab(with_added_tokens=True)
+    actual = max(vocab.values()) + 1 if vocab else 0
+    if actual == 0:
+        raise DataError(f"the tokenizer {tok_path} has an empty vocabulary")
+    eot_id = tok.token_to_id(EOT)
+    train = _encode_docs(tok, train_docs, eot_id, closed)
+    val = _encode_docs(tok, val_docs, eot_id)
+    for name, stream in (("training", train), ("validation", val)):
+        if stream.numel() <= context + 1:
+            raise DataError(
+                f"the {name} split has {stream.numel()} tokens, too few for context {context}; "
+                "use more text or a larger val_fraction"
+            )
+    tokenizer_info = {
+        "kind": kind,
+        "vocab_size": actual,
+        "sha256": _sha_file(tok_path),
+        "path": str(tok_path.resolve()),
+    }
+    if cached is not None:
+        tokenizer_info["cached"] = cached
+    return Data(
+        tokenizer=tok,
+        vocab_size=actual,
+        train=train,
+        val=val,
+        context=context,
+        corpus_info=corpus.info,
+        tokenizer_info=tokenizer_info,
+        unigram_entropy=unigram_entropy(train, actual),
+        eot_id=eot_id,
+    )

@@ -1,0 +1,238 @@
+"""BitNet b1.58 decoder: BitLinear, a LLaMA-style block, and the language model.
+
+Reads top-down: the two quantisers, BitLinear, RoPE, attention, gated FFN,
+block, model. The same classes build the full-precision control: with
+``ModelConfig(quant=False)`` every BitLinear is a plain linear on its
+RMS-normalised input, so the two models differ in quantisation and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bitnet_model.config import ModelConfig
+
+
+def activation_quant(x: torch.Tensor) -> torch.Tensor:
+    """Per-token absmax quantisation to 8 bits (256 levels), returned dequantised."""
+    scale = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-5)
+    return (x * scale).round_().clamp_(-128, 127).div_(scale)
+
+
+def weight_quant(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-tensor absmean ternary quantisation: ``w ~ t * s`` with ``t`` in {-1, 0, 1} and ``s = mean|w|``.
+
+    Returns ``(t, s)``: ``t`` has ``w``'s dtype and shape, ``s`` is a 0-d tensor.
+    """
+    s = w.abs().mean().clamp_(min=1e-5)
+    return (w / s).round_().clamp_(-1, 1), s
+
+
+class BitLinear(nn.Linear):
+    """Linear layer of BitNet b1.58, as in Microsoft's "The Era of 1-bit LLMs: Training Tips, Code and FAQ"
+    (github.com/microsoft/unilm, bitnet/The-Era-of-1-bit-LLMs__Training_Tips_Code_FAQ.pdf).
+
+    The input goes through an RMSNorm without a learnable weight (the FAQ's ``SimpleRMSNorm``), then
+    8-bit per-token absmax activations meet ternary absmean weights; the straight-through estimator
+    ``x + (q(x) - x).detach()`` passes gradients to the fp32 latent weight and the input. No bias.
+    With ``quant=False`` it is ``F.linear(rms_norm(x), w)``: the same layer without the quantisers.
+    """
+
+    def __init__(self, in_features: int, out_features: int, quant: bool = True, eps: float = 1e-6) -> None:
+        super().__init__(in_features, out_features, bias=False)
+        self.quant = quant
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.norm_quant(x))
+
+    def norm_quant(self, x: torch.Tensor) -> torch.Tensor:
+        """The input side: weightless RMSNorm, then (if quant) 8-bit activations through the STE."""
+        x = F.rms_norm(x, (x.shape[-1],), eps=self.eps)
+        if not self.quant:
+            return x
+        with torch.no_grad():  # the quantiser needs no graph; the STE carries the gradient
+            dx = activation_quant(x).sub_(x)
+        return x + dx
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The weight side: matmul of a :meth:`norm_quant` output with the (if quant) ternary weight."""
+        w = self.weight
+        if self.quant:
+            with torch.no_grad():  # quantised once per call, straight through to the latent weight
+                t, s = weight_quant(w)
+                dw = t.mul_(s).sub_(w)
+            w = w + dw
+        return F.linear(x, w)
+
+    @torch.no_grad()
+    def ternary_weight(self) -> tuple[torch.Tensor, float]:
+        """The effective weight as int8 values in {-1, 0, 1} and its absmean scale (a host sync)."""
+        t, s = weight_quant(self.weight)
+        return t.to(torch.int8), float(s)
+
+
+def rope_cache(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of shape (context, head_dim) for rotate-half RoPE (LLaMA)."""
+    d = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
+    angles = torch.outer(torch.arange(cfg.context, dtype=torch.float32), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, heads, T, head_dim) by position; cos/sin are (T, head_dim)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with RoPE; q, k, v and o are BitLinear."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        h, q, e = cfg.hidden, cfg.quant, cfg.norm_eps
+        self.heads = cfg.heads
+        self.q = BitLinear(h, h, q, e)
+        self.k = BitLinear(h, h, q, e)
+        self.v = BitLinear(h, h, q, e)
+        self.o = BitLinear(h, h, q, e)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        x = self.q.norm_quant(x)  # q, k, v see the same input: normalise and quantise it once for all three
+        q, k, v = (p.project(x).view(B, T, self.heads, C // self.heads).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o(y.transpose(1, 2).reshape(B, T, C))
+
+
+class FeedForward(nn.Module):
+    """SwiGLU FFN (LLaMA, b1.58): ``down(silu(gate(x)) * up(x))``, all three BitLinear."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        h, f, q, e = cfg.hidden, cfg.ffn, cfg.quant, cfg.norm_eps
+        self.gate = BitLinear(h, f, q, e)
+        self.up = BitLinear(h, f, q, e)
+        self.down = BitLinear(f, h, q, e)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.gate.norm_quant(x)  # shared by gate and up, as q/k/v share theirs
+        return self.down(F.silu(self.gate.project(x)) * self.up.project(x))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + ffn(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        # LLaMA's learnable pre-norms stay although each BitLinear re-normalises its input: the inner norm
+        # is weightless and per token, so these carry the only learnable per-channel gain before q/k/v and
+        # gate/up. The inner norms of o and down play the part of b1.58's sub-norms.
+        self.attn_norm = nn.RMSNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.ffn_norm = nn.RMSNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.ffn = FeedForward(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class BitNetLM(nn.Module):
+    """Decoder-only language model: full-precision embedding and head around BitLinear blocks.
+
+    The head is a separate full-precision ``nn.Linear``, not tied to the embedding (LLaMA and b1.58
+    do not tie), so the head's gradients never reach the input embedding.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.norm = nn.RMSNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.head = nn.Linear(cfg.hidden, cfg.vocab_size, bias=False)
+        cos, sin = rope_cache(cfg)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        for block in self.blocks:  # residual output projections, scaled as in GPT-2 / nanoGPT
+            for w in (block.attn.o.weight, block.ffn.down.weight):
+                nn.init.normal_(w, mean=0.0, std=0.02 / math.sqrt(2 * cfg.layers))
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, label_smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab) for every position; with targets (B, T), also the mean cross-entropy."""
+        T = idx.shape[1]
+        if T > self.cfg.context:
+            raise ValueError(f"sequence length {T} exceeds context {self.cfg.context}")
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        logits = self.head(self.norm(x))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), label_smoothing=label_smoothing)
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue (B, T) token ids by max_new_tokens: greedy at temperature 0, else sampled."""
+        was_training = self.training
+        self.eval()
+        try:
+            for _ in range(max_new_tokens):
+                logits, _ = self(idx[:, -self.cfg.context :])
+                logits = logits[:, -1, :]
+                if temperature <= 0:
+                    nxt = logits.argmax(dim=-1, keepdim=True)
+                else:
+                    logits = logits / temperature
+                    if top_k is not None:
+                        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                        logits = logits.masked_fill(logits < kth, float("-inf"))
+                    nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+                idx = torch.cat((idx, nxt), dim=1)
+        finally:
+            self.train(was_training)
+        return idx
+
+    def bitlinear_layers(self) -> list[tuple[str, BitLinear]]:
+        """Every BitLinear with its name (``blocks.0.attn.q`` ...), in module order."""
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, BitLinear)]
+
+    def num_params(self, embedding: bool = True) -> int:
+        """Parameter count; ``embedding=False`` leaves out the token embedding (the head stays)."""
+        n = sum(p.numel() for p in self.parameters())
+        return n if embedding else n - self.embed.weight.numel()
+
+    def flops_per_token(self) -> int:
+        """Training matmul FLOPs per token, forward and backward, as nanoGPT / PaLM count them.
+
+        ``6 * N + 12 * layers * hidden * context``: N is the weight count of every matmul (the BitLinears
+        and the head; the embedding is a lookup, norms are not matmuls), 6 = 2 forward + 4 backward FLOPs
+        per weight; the second term is attention's QK^T and AV over the full context, not halved for the
+        causal mask. Quantisation is ignored: the matmuls run in fp32 either way.
+        """
+        c = self.cfg
+        n = sum(m.weight.numel() for _, m in self.bitlinear_layers()) + self.head.weight.numel()
+        return 6 * n + 12 * c.layers * c.hidden * c.context
