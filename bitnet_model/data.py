@@ -13,6 +13,8 @@ Every failure the user can cause raises :class:`DataError` with one sentence.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import inspect
 import json
@@ -538,6 +540,46 @@ def load_data(dcfg: Any, vocab_size: int, context: int, seed: int = 0) -> Data:
     trainer; batches take their seed from :meth:`Data.batches`.
     """
     del seed
+    key = _cache_key(dcfg, vocab_size)
+    hit = _LOADED.get(key)
+    if hit is None:
+        hit = _load(dcfg, vocab_size)
+        _LOADED.clear()  # keep one: a sweep or a test session reuses it; a new corpus replaces it
+        _LOADED[key] = hit
+    for name, stream in (("training", hit.train), ("validation", hit.val)):
+        if stream.numel() <= context + 1:
+            raise DataError(
+                f"the {name} split has {stream.numel()} tokens, too few for context {context}; "
+                "use more text or a larger val_fraction"
+            )
+    return dataclasses.replace(hit, context=context)
+
+
+_LOADED: dict[tuple, Data] = {}
+"""Process-wide memo of the last corpus + tokenizer + streams (all read-only once built)."""
+
+
+def _stamp(path: str | None) -> tuple | None:
+    if not path:
+        return None
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return (str(p), None)
+    newest = st.st_mtime_ns
+    if p.is_dir():
+        newest = max([newest] + [f.stat().st_mtime_ns for f in p.rglob("*.txt")])
+    return (str(p.resolve()), newest, st.st_size)
+
+
+def _cache_key(dcfg: Any, vocab_size: int) -> tuple:
+    return (_stamp(dcfg.data), _stamp(dcfg.tokenizer), dcfg.val_fraction, str(resolve_cache_dir(dcfg.cache_dir)),
+            None if dcfg.tokenizer else vocab_size)
+
+
+def _load(dcfg: Any, vocab_size: int) -> Data:
+    context = 0
     corpus = user_corpus(dcfg.data) if dcfg.data else default_corpus()
     train_docs, val_docs, closed = _split_docs(corpus.docs, dcfg.val_fraction)
     if dcfg.tokenizer:
@@ -558,12 +600,6 @@ def load_data(dcfg: Any, vocab_size: int, context: int, seed: int = 0) -> Data:
     eot_id = tok.token_to_id(EOT)
     train = _encode_docs(tok, train_docs, eot_id, closed)
     val = _encode_docs(tok, val_docs, eot_id)
-    for name, stream in (("training", train), ("validation", val)):
-        if stream.numel() <= context + 1:
-            raise DataError(
-                f"the {name} split has {stream.numel()} tokens, too few for context {context}; "
-                "use more text or a larger val_fraction"
-            )
     tokenizer_info = {
         "kind": kind,
         "vocab_size": actual,

@@ -207,7 +207,9 @@ def resolve_session(arg: str, directory: str | os.PathLike[str]) -> Path:
             return matches[0]
         if len(matches) > 1:
             names = ", ".join(_shown(c.name) for c in matches[:5]) + (", …" if len(matches) > 5 else "")
-            raise SessionError(f"{_shown(arg)} matches {len(matches)} sessions in {_shown(d)} ({names}); give more of the name")
+            raise SessionError(
+                f"{_shown(arg)} matches {len(matches)} sessions in {_shown(d)} ({names}); give more of the name"
+            )
     raise SessionError(f"{_shown(arg)} does not exist")
 
 
@@ -312,17 +314,15 @@ class SessionWriter:
 
     def _flush_pending(self) -> bool:
         """Write the backlog; True when it is all written."""
-        view = memoryview(self._pending)
+        pending = self._pending
         done = 0
         try:
-            while done < len(view):
-                done += os.write(self._fd, view[done:])
+            while done < len(pending):
+                done += os.write(self._fd, pending if done == 0 else pending[done:])
         except OSError as e:
-            view.release()
-            del self._pending[:done]
+            del pending[:done]
             self._fail(e)
             return False
-        view.release()
         self._pending.clear()
         if self.error is not None and not self.dropped:
             self.error = None
@@ -416,8 +416,8 @@ def _loads(raw: bytes) -> Any:
     return _DECODER.decode(raw.decode("utf-8"))
 
 
-_STEP_FIELDS = ("step", "time", "loss", "lr", "weight_decay", "grad_norm", "tokens_per_s", "stage")
-_STEP_KEYS = frozenset(("kind",) + _STEP_FIELDS)
+_STEP_KEYS = frozenset(("kind", "step", "time", "loss", "lr", "weight_decay", "grad_norm", "tokens_per_s", "stage"))
+_NUMBER = frozenset((int, float))
 _new = object.__new__
 
 
@@ -428,10 +428,12 @@ def decode_event(raw: bytes) -> Event:
     # Fast path for the line that makes up almost all of a log: same checks as event_from_dict
     # for plain numbers, and the frozen dataclass filled without its per-field __setattr__ calls.
     if type(d) is dict and d.get("kind") == "step" and d.keys() == _STEP_KEYS:
-        step, t, loss, lr, wd, gn, tps, stage = (d[k] for k in _STEP_FIELDS)
+        step, stage = d["step"], d["stage"]
+        t, loss, lr, wd, gn, tps = d["time"], d["loss"], d["lr"], d["weight_decay"], d["grad_norm"], d["tokens_per_s"]
+        num = _NUMBER
         if (
-            type(step) is int and type(stage) is int
-            and all(type(x) is float or type(x) is int for x in (t, loss, lr, wd, gn, tps))
+            type(step) is int and type(stage) is int and type(t) in num and type(loss) in num
+            and type(lr) in num and type(wd) in num and type(gn) in num and type(tps) in num
         ):
             ev = _new(StepDone)
             ev.__dict__.update(
@@ -542,7 +544,9 @@ def parse_header(raw: bytes | None, shown: str, complete: bool = True) -> RunSta
     schema = d.get("schema")
     if schema != SCHEMA_VERSION:
         shown_schema = safe_text(json.dumps(schema), newlines=False, limit=40)
-        raise SessionError(f"{shown} was written by schema version {shown_schema}; this bitnet-tui reads version {SCHEMA_VERSION}")
+        raise SessionError(
+            f"{shown} was written by schema version {shown_schema}; this bitnet-tui reads version {SCHEMA_VERSION}"
+        )
     try:
         header = event_from_dict(d)
     except EventFormatError as e:
@@ -641,7 +645,8 @@ def read_session(
         warnings.append(f"{shown}: the last line is incomplete (the run was cut off while writing); it was skipped")
     if malformed:
         more = f"; and {malformed - len(bad)} more" if malformed > len(bad) else ""
-        warnings.append(f"{shown}: {malformed} malformed line{'s' if malformed != 1 else ''} skipped ({'; '.join(bad)}{more})")
+        plural = "s" if malformed != 1 else ""
+        warnings.append(f"{shown}: {malformed} malformed line{plural} skipped ({'; '.join(bad)}{more})")
     if after_end:
         warnings.append(f"{shown}: {after_end} event{'s' if after_end != 1 else ''} after run_ended")
     ended = end is not None

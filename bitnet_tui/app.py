@@ -59,12 +59,13 @@ POLL_S = 0.5
 """How often watch mode reads the log for new lines."""
 
 PANELS = (
-    ("loss", "Loss"),
-    ("unique", "Unique tokens"),
-    ("lr", "LR & weight decay"),
-    ("weights", "Ternary weights"),
-    ("timeline", "Alerts & interventions"),
-    ("samples", "Samples"),
+    # (key, border title, tab label when narrow)
+    ("loss", "Loss", "Loss"),
+    ("unique", "Unique tokens", "Unique"),
+    ("lr", "LR & weight decay", "LR"),
+    ("weights", "Ternary weights", "Weights"),
+    ("timeline", "Alerts & interventions", "Alerts"),
+    ("samples", "Samples", "Samples"),
 )
 
 STEER_ACTIONS = frozenset({"set_lr", "scale_lr", "undo_lr", "checkpoint", "eval_now"})
@@ -149,9 +150,9 @@ class Dashboard(App[None]):
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.mode, id="header")
-        yield Tabs(*(Tab(title, id=f"tab-{key}") for key, title in PANELS), id="panel-tabs")
+        yield Tabs(*(Tab(short, id=f"tab-{key}") for key, _, short in PANELS), id="panel-tabs")
         with Grid(id="panels"):
-            for key, title in PANELS:
+            for key, title, _ in PANELS:
                 panel = Vertical(id=f"p-{key}", classes="panel")
                 panel.border_title = title
                 if key == self._current_panel:
@@ -478,10 +479,27 @@ def make_app(
     if mode == "watch":
         if session_path is None:
             raise ValueError("watch needs a session_path")
-        from bitnet_model.session import Follower, SessionError
+        from bitnet_model.session import Follower
 
         path = Path(session_path)
-        if not path.exists():
-            raise SessionError(f"{printable(path, 300)} does not exist")
+        _check_watchable(path)
         return Dashboard("watch", follower=Follower(path), buffer=EventBuffer(), stale_after=stale_after)
     raise ValueError(f"unknown mode {mode!r}")
+
+
+def _check_watchable(path: Path) -> None:
+    """Refuse, up front, a path that is not (the start of) a session log. An empty file is fine: its run is starting."""
+    from bitnet_model.session import SessionError, parse_header
+
+    shown = printable(path, 300)
+    if path.is_dir():
+        raise SessionError(f"{shown} is a directory")
+    try:
+        with path.open("rb") as f:
+            first = f.readline(1 << 20)
+    except FileNotFoundError:
+        raise SessionError(f"{shown} does not exist") from None
+    except OSError as e:
+        raise SessionError(f"{shown} cannot be read ({e.strerror or e})") from None
+    if first.endswith(b"\n") and first.strip():
+        parse_header(first[:-1], shown)

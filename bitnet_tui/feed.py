@@ -48,6 +48,10 @@ def printable(text: Any, limit: int = 2000) -> str:
     return safe_text(text, newlines=False, limit=limit)
 
 
+CAPACITY = 512
+"""Buckets per series: between 256 and 512 points drawn, more than a 200-column braille plot can show."""
+
+
 class EventBuffer:
     """Thread-safe hand-off from a producer thread to the UI: append now, drain later."""
 
@@ -75,7 +79,7 @@ class Series:
 
     __slots__ = ("capacity", "width", "x", "mean", "lo", "hi", "_n", "_sum", "count", "last_x", "last_y")
 
-    def __init__(self, capacity: int = 1000) -> None:
+    def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = max(2, capacity)
         self.width = 1
         self.x: list[float] = []
@@ -160,13 +164,15 @@ class TimelineEntry:
     """info, warning, error."""
     text: str
     """Already made printable."""
+    short: str = ""
+    """A few words for the header (printable)."""
 
 
 @dataclass
 class Feed:
     """The run as the panels see it. Apply events in order; read series and versions."""
 
-    capacity: int = 1000
+    capacity: int = CAPACITY
     header: RunStarted | None = None
     step: int = 0
     total_steps: int = 0
@@ -185,6 +191,8 @@ class Feed:
     timeline: list[TimelineEntry] = field(default_factory=list)
     interventions: list[tuple[int, str]] = field(default_factory=list)
     """(step, action) of every LR intervention, for markers on the LR plot."""
+    last_alert: TimelineEntry | None = None
+    last_intervention: TimelineEntry | None = None
     alerts: int = 0
     events: int = 0
     versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PANELS, 0))
@@ -307,10 +315,13 @@ class Feed:
             self.alerts += 1
             if e.state_to:
                 self.state = e.state_to
-            text = printable(e.message, 300)
+            text = short = printable(e.message, 300)
             if e.state_from or e.state_to:
-                text = f"{printable(e.state_from, 40) or '?'} → {printable(e.state_to, 40) or '?'}: {text}"
-            self.timeline.append(TimelineEntry(e.step, e.time, "alert", printable(e.level, 20), text))
+                short = f"{printable(e.state_from, 40) or '?'} → {printable(e.state_to, 40) or '?'}"
+                text = f"{short}: {text}"
+            entry = TimelineEntry(e.step, e.time, "alert", printable(e.level, 20), text, short[:80])
+            self.timeline.append(entry)
+            self.last_alert = entry
             self._touch("header", "timeline")
         elif isinstance(e, Intervention):
             action = printable(e.action, 40)
@@ -321,8 +332,11 @@ class Feed:
             if action in ("set_lr", "scale_lr", "undo_lr"):
                 self.interventions.append((e.step, action))
                 self._touch("lr")
-            text = f"{action} {_fmt_value(e.old)} → {_fmt_value(e.new)} (by {printable(e.source, 40)})"
-            self.timeline.append(TimelineEntry(e.step, e.time, "intervention", "info", text))
+            short = f"{action} {_fmt_value(e.old)} → {_fmt_value(e.new)}"
+            text = f"{short} (by {printable(e.source, 40)})"
+            entry = TimelineEntry(e.step, e.time, "intervention", "info", text, short)
+            self.timeline.append(entry)
+            self.last_intervention = entry
             self._touch("header", "timeline")
         elif isinstance(e, CheckpointSaved):
             self.timeline.append(TimelineEntry(e.step, e.time, "checkpoint", "info", f"checkpoint {printable(e.path, 300)}"))
@@ -375,7 +389,7 @@ class Player:
     MAX_GAP_S = 2.0
     """A pause in the log longer than this (in replay seconds) is skipped."""
 
-    def __init__(self, events: Sequence[Event], *, speed: float = 1.0, capacity: int = 1000) -> None:
+    def __init__(self, events: Sequence[Event], *, speed: float = 1.0, capacity: int = CAPACITY) -> None:
         self.events = list(events)
         self.speed = speed
         self.capacity = capacity

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -248,7 +249,7 @@ class Timeline(DataTable):
         self._drawn = v
         entries = feed.timeline
         for e in entries[self._shown :]:
-            style = {"error": "bold red", "warning": "yellow"}.get(e.level, "")
+            style = LEVEL_STYLES.get(e.level, "") if e.kind == "alert" else ""
             what = e.kind if e.kind != "alert" else f"alert {e.level}"
             self.add_row(Text(str(e.step)), Text(what, style=style), Text(e.text))
         self._shown = len(entries)
@@ -318,7 +319,11 @@ class HeaderBar(Static):
         if key == self._drawn and not force:
             return False
         self._drawn = key
-        self.update(render_header(feed, self.mode, extra))
+        lines = render_header(feed, self.mode, extra).split("\n")
+        for line in lines:
+            line.no_wrap = True
+            line.overflow = "ellipsis"
+        self.update(Group(*lines))
         return True
 
 
@@ -363,7 +368,22 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None) -> Text:
     if extra is not None and extra.plain:
         t.append("  ")
         t.append_text(extra)
+    t.append("\n")
+    a, i = feed.last_alert, feed.last_intervention
+    if a is None and i is None:
+        t.append(" no alerts or interventions yet", style="dim")
+    if a is not None:
+        t.append(" ⚠ ", style=LEVEL_STYLES.get(a.level, "bold"))
+        t.append(f"@{a.step} ", style="dim")
+        t.append(a.short or a.text, style=LEVEL_STYLES.get(a.level, ""))
+    if i is not None:
+        t.append("   ⚙ ", style="bold")
+        t.append(f"@{i.step} ", style="dim")
+        t.append(i.short or i.text)
     return t
+
+
+LEVEL_STYLES = {"error": "bold red", "warning": "bold yellow", "info": "bold"}
 
 
 # --------------------------------------------------------------------------- dialogs

@@ -1,0 +1,98 @@
+"""Does the dashboard slow training down? Tokens/s headless vs with the live dashboard open.
+
+Trains the same small-but-not-trivial run (hidden 256, 4 layers) twice: once
+headless (the trainer in the main thread, events into a list), once under the
+live dashboard in Textual's headless ``run_test`` (the trainer in its thread
+worker, the UI draining and redrawing at 4 Hz). Tokens/s is measured from the
+logged step times, excluding the first steps (warm-up) and eval pauses.
+
+    .venv/bin/python bench/dashboard.py [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bitnet_model.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from bitnet_model.events import Event, StepDone  # noqa: E402
+from bitnet_model.trainer import Trainer  # noqa: E402
+
+
+def config(steps: int, cache: str) -> RunConfig:
+    return RunConfig(
+        model=ModelConfig(hidden=256, vocab_size=1024, context=128),
+        train=TrainConfig(lr=1.5e-3, steps=steps, batch_size=8),
+        diag=DiagConfig(eval_every=max(10, steps // 3), eval_prompts=4, prompt_tokens=8, gen_tokens=16, eval_batches=1),
+        data=DataConfig(cache_dir=cache),
+    )
+
+
+def tokens_per_s(events: list[Event], skip: int = 5) -> float:
+    """Median of the per-step rates the trainer logged (its own timing of forward+backward+update)."""
+    rates = [e.tokens_per_s for e in events if isinstance(e, StepDone) and e.step > skip]
+    return statistics.median(rates)
+
+
+def wall_tokens_per_s(events: list[Event], tokens_per_step: int, skip: int = 5) -> float:
+    """Steps over wall time between step events (includes any time the trainer lost between steps)."""
+    steps = [e for e in events if isinstance(e, StepDone) and e.step > skip]
+    gaps = [b.time - a.time for a, b in zip(steps, steps[1:]) if b.step == a.step + 1]
+    gaps.sort()
+    kept = gaps[: max(1, int(len(gaps) * 0.9))]  # drop the steps that waited on an eval
+    return tokens_per_step * len(kept) / sum(kept)
+
+
+def headless(cfg: RunConfig) -> list[Event]:
+    events: list[Event] = []
+    tr = Trainer(cfg, run_name="bench-headless")
+    tr.subscribe(events.append)
+    tr.run()
+    return events
+
+
+async def with_dashboard(cfg: RunConfig) -> list[Event]:
+    from bitnet_tui.app import make_app
+
+    events: list[Event] = []
+    tr = Trainer(cfg, run_name="bench-dashboard")
+    tr.subscribe(events.append)
+    app = make_app("live", trainer=tr)
+    async with app.run_test(size=(160, 48)) as pilot:
+        while app.feed.ended is None:
+            await pilot.pause(0.1)
+    return events
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=80)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as cache:
+        cfg = config(args.steps, cache)
+        Trainer(cfg).setup()  # tokenizer trained and cached before either timing
+        per_step = cfg.train.batch_size * cfg.model.context
+        t = time.perf_counter()
+        a = headless(cfg)
+        t_a = time.perf_counter() - t
+        t = time.perf_counter()
+        b = asyncio.run(with_dashboard(cfg))
+        t_b = time.perf_counter() - t
+    ha, hb = tokens_per_s(a), tokens_per_s(b)
+    wa, wb = wall_tokens_per_s(a, per_step), wall_tokens_per_s(b, per_step)
+    print(f"{'':28}{'headless':>12}{'dashboard':>12}")
+    print(f"{'tokens/s (step timing)':28}{ha:12,.0f}{hb:12,.0f}")
+    print(f"{'tokens/s (wall, step gaps)':28}{wa:12,.0f}{wb:12,.0f}")
+    print(f"{'whole run, s':28}{t_a:12.1f}{t_b:12.1f}")
+    print(f"dashboard/headless tokens/s: {wb / wa:.2f}")
+
+
+if __name__ == "__main__":
+    main()
