@@ -102,7 +102,8 @@ def main() -> None:
         t = time.perf_counter()
         lines = write_log(path, args.steps)
         size = path.stat().st_size
-        print(f"log: {args.steps} steps, {lines} events, {size / 1e6:.1f} MB (written in {time.perf_counter() - t:.1f} s)")
+        took = time.perf_counter() - t
+        print(f"log: {args.steps} steps, {lines} events, {size / 1e6:.1f} MB (written in {took:.1f} s)")
         t_read, t_open, t_seek, points = asyncio.run(measure(path, args.steps))
     print(f"read + open replay at the end, to first paint: {t_open:.2f} s (reading the log: {t_read:.2f} s)")
     print(f"seek to the middle (step {args.steps // 2}), to next paint: {t_seek:.2f} s")

@@ -24,7 +24,7 @@ def activation_quant(x: torch.Tensor) -> torch.Tensor:
 
 
 def weight_quant(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-tensor absmean ternary quantisation: ``w ~ t * s`` with ``t`` in {-1, 0, 1} and ``s = mean|w|``.
+    """Per-tensor absmean ternary quantisation, the FAQ's written as ``w ~ t * s``: t in {-1, 0, 1}, s = mean|w|.
 
     Returns ``(t, s)``: ``t`` has ``w``'s dtype and shape, ``s`` is a 0-d tensor.
     """
@@ -40,6 +40,8 @@ class BitLinear(nn.Linear):
     8-bit per-token absmax activations meet ternary absmean weights; the straight-through estimator
     ``x + (q(x) - x).detach()`` passes gradients to the fp32 latent weight and the input. No bias.
     With ``quant=False`` it is ``F.linear(rms_norm(x), w)``: the same layer without the quantisers.
+    ``forward`` is ``project(norm_quant(x))``; layers that read one input (q/k/v, gate/up) share a
+    ``norm_quant`` so it runs once.
     """
 
     def __init__(self, in_features: int, out_features: int, quant: bool = True, eps: float = 1e-6) -> None:

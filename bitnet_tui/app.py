@@ -431,7 +431,9 @@ class Dashboard(App[None]):
             method = getattr(self, f"action_{action}")
             if ok is None:
                 reason = READ_ONLY.get(self.mode, "the run has ended")
-                yield SystemCommand(title, f"unavailable: {reason}", lambda r=reason: self.notify(r, severity="warning"))
+                yield SystemCommand(
+                    title, f"unavailable: {reason}", lambda r=reason: self.notify(r, severity="warning")
+                )
             else:
                 yield SystemCommand(title, help_text, lambda m=method, a=args: m(*a))
 

@@ -43,3 +43,11 @@ from bitnet_tui import cmd_logs, cmd_run, cmd_view  # noqa: E402
 cmd_run.register(app)
 cmd_logs.register(app)
 cmd_view.register(app)
+
+from bitnet_tui import cmd_remote  # noqa: E402
+
+cmd_remote.register(app)
+
+from bitnet_tui import cmd_sweep  # noqa: E402
+
+cmd_sweep.register(app)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from bitnet_model.presets import preset as get_preset
 from bitnet_tui.runbuild import USER_ERRORS, parse_lr, prepare_run
 
 SCHEDULE_HELP = "LR schedule: two-stage (FAQ recipe), stage1 (report's Phase 1), constant, cosine."
@@ -68,22 +69,55 @@ def run(
     checkpoint_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps (0: only on demand and at the end).")] = 0,
     resume: Annotated[Optional[str], typer.Option(help="Continue SESSION from its last checkpoint, in a new linked session.")] = None,
     from_: Annotated[Optional[str], typer.Option("--from", help="Fork SESSION@STEP from the nearest checkpoint at or before STEP, with the knobs you change.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Start from a named configuration (e.g. seed-report); flags override it.")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background, detached from this terminal (it survives logout); steer it with 'bitnet-tui attach'.")] = False,
+    control: Annotated[bool, typer.Option("--control", help="Serve a control socket beside the log so 'bitnet-tui attach' and 'ctl' can steer the run.")] = False,
 ) -> None:
     """Train a BitNet b1.58 model and watch it: the dashboard on a terminal, headless otherwise."""
-    knobs = knob_options(hidden, layers, heads, lr, steps, batch_size, context, label_smoothing, grad_clip, schedule,
-                         seed, data, tokenizer, vocab_size, eval_every, device, quant)
+    try:
+        knobs = knob_options(hidden, layers, heads, lr, steps, batch_size, context, label_smoothing, grad_clip,
+                             schedule, seed, data, tokenizer, vocab_size, eval_every, device, quant)
+    except USER_ERRORS as e:
+        fail(str(e))
+        return
+    if detach:
+        from bitnet_tui.cmd_remote import detach_run
+
+        detach_run(knobs, sessions=sessions_dir, checkpoint_every=checkpoint_every, resume=resume, fork=from_,
+                   preset=preset)
+        return
+    if preset is not None:
+        try:
+            p = get_preset(preset)
+        except USER_ERRORS as e:
+            fail(str(e))
+            return
+        first = {k: v[0] for k, v in p.get("sweep", {}).items()}
+        knobs = {**p["knobs"], **first, **{k: v for k, v in knobs.items() if v is not None}}
     tty = sys.stdout.isatty() and sys.stdin.isatty()
     if not headless and not tty:
         typer.echo("note: output is not a terminal; running headless (use --headless to say so)", err=True)
         headless = True
     try:
         prepared = prepare_run(knobs, sessions=sessions_dir, resume=resume, fork=from_,
-                               checkpoint_every=checkpoint_every, on_nonfinite="stop" if headless else "pause")
+                               checkpoint_every=checkpoint_every,
+                               on_nonfinite="stop" if headless and not control else "pause")
     except USER_ERRORS as e:
         fail(str(e))
         return
     tr, path = prepared.trainer, prepared.path
     typer.echo(f"session: {path}", err=True)
+    server = None
+    if control:
+        from bitnet_model.remote import ControlError, ControlServer, control_path
+
+        try:
+            server = ControlServer(tr, control_path(path))
+        except ControlError as e:
+            prepared.writer.close()
+            fail(str(e))
+            return
+        typer.echo(f"control: {server.path}", err=True)
     try:
         if headless:
             from bitnet_tui.headless import HeadlessView
@@ -95,6 +129,8 @@ def run(
             make_app(mode="live", trainer=tr, session_path=path).run()
             end = tr.last_end
     finally:
+        if server is not None:
+            server.close()
         prepared.writer.close()
     if end is None or end.reason == "error":
         fail(f"the run ended with an error: {end.error if end else 'unknown'} (log: {path})", code=1)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from bitnet_model.events import (
     Alert,
@@ -37,6 +38,7 @@ from bitnet_model.events import (
     WeightsSnapshot,
 )
 from bitnet_model.session import safe_text
+
 
 def printable(text: Any, limit: int = 2000) -> str:
     """One line of untrusted text, safe to put in a Rich ``Text``.
@@ -137,7 +139,7 @@ class Series:
             sm.append(self._sum[-1])
         self.width *= 2
         self.x, self.lo, self.hi, self._n, self._sum = x, lo, hi, cnt, sm
-        self.mean = [s / c for s, c in zip(sm, cnt)]
+        self.mean = [s / c for s, c in zip(sm, cnt, strict=True)]
 
 
 STATE_LABELS = {
@@ -339,7 +341,8 @@ class Feed:
             self.last_intervention = entry
             self._touch("header", "timeline")
         elif isinstance(e, CheckpointSaved):
-            self.timeline.append(TimelineEntry(e.step, e.time, "checkpoint", "info", f"checkpoint {printable(e.path, 300)}"))
+            text = f"checkpoint {printable(e.path, 300)}"
+            self.timeline.append(TimelineEntry(e.step, e.time, "checkpoint", "info", text))
             self._touch("timeline")
         elif isinstance(e, RunEnded):
             self.ended = e

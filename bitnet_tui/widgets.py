@@ -116,9 +116,12 @@ class UniquePlot(FeedPlot):
             return
         x0, x1 = _span(s) or (0, 1)
         th = feed.thresholds()
-        plt.plot([x0, x1], [th["recovered_unique"]] * 2, label=f"recovered ≥{th['recovered_unique']}", color="green")
-        plt.plot([x0, x1], [th["collapsing_unique"]] * 2, label=f"collapsing ≤{th['collapsing_unique']}", color="yellow")
-        plt.plot([x0, x1], [th["collapse_unique"]] * 2, label=f"collapsed ≤{th['collapse_unique']}", color="red")
+        for key, label, color in (
+            ("recovered_unique", "recovered ≥", "green"),
+            ("collapsing_unique", "collapsing ≤", "yellow"),
+            ("collapse_unique", "collapsed ≤", "red"),
+        ):
+            plt.plot([x0, x1], [th[key]] * 2, label=f"{label}{th[key]}", color=color)
         plt.plot(s.x, s.mean, label="unique", color="cyan", marker="dot")
         top = max(max(s.hi), th["recovered_unique"]) * 1.1
         plt.ylim(0, top)

@@ -220,6 +220,9 @@ async def test_watch_follows_a_growing_log_and_reports_silence(tmp_path):
         assert app.check_action("set_lr", ()) is None  # shown, unavailable
         assert app.check_action("toggle_pause", ()) is None
         assert "watch is read-only: attach to steer" in header_text(app)
+        palette = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert palette["Set learning rate"] == "unavailable: watch is read-only: attach to steer"
+        assert "Go to step" not in palette
         await wait_for(pilot, lambda: "no new events for" in header_text(app), 10, "the silence notice")
         assert "(crashed?)" in header_text(app)
         with log.open("ab") as f:
@@ -273,6 +276,8 @@ async def test_live_controls_steer_the_trainer(tmp_path, cache_dir):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.feed.step >= 2, 60, "the first steps on screen")
         assert "LIVE" in header_text(app) and "tiny" in header_text(app)
+        palette = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert not palette["Halve learning rate"].startswith("unavailable")
 
         # Pause: steps stop; the header says so from the confirmed event.
         await pilot.press("p")

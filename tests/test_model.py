@@ -11,6 +11,15 @@ from bitnet_model.model import BitLinear, BitNetLM, activation_quant, weight_qua
 TINY = ModelConfig(hidden=32, layers=2, heads=2, vocab_size=260, context=16)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from threads, and idle threads spinning on a busy machine cost seconds."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def build(cfg: ModelConfig = TINY, seed: int = 0) -> BitNetLM:
     torch.manual_seed(seed)
     return BitNetLM(cfg)
@@ -105,10 +114,10 @@ def test_generate_greedy_and_seeded_sampling():
     model = build()
     model.train()
     prompt = torch.randint(TINY.vocab_size, (2, 5), generator=torch.Generator().manual_seed(0))
-    out = model.generate(prompt, 20)  # runs past the context: must crop
-    assert out.shape == (2, 25) and out.dtype == torch.long
+    out = model.generate(prompt, 14)  # runs past the context: must crop
+    assert out.shape == (2, 19) and out.dtype == torch.long
     assert torch.equal(out[:, :5], prompt)
-    assert torch.equal(out, model.generate(prompt, 20))
+    assert torch.equal(out, model.generate(prompt, 14))
     assert model.training
 
     def sample(seed: int) -> torch.Tensor:
@@ -126,7 +135,7 @@ def test_a_few_adamw_steps_lower_the_loss():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     x, y = batch()
     losses = []
-    for _ in range(15):
+    for _ in range(10):
         _, loss = model(x, y)
         opt.zero_grad()
         loss.backward()

@@ -1,0 +1,21 @@
+"""Named configurations. ``seed-report`` reproduces the report's contrast on a 2-core CPU (see docs/seed-report.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed-report": {
+        "about": "the report's contrast: a higher peak LR that collapses, a lower one, same model and data",
+        "knobs": {"hidden": 128, "steps": 2000, "eval_every": 100},
+        "sweep": {"lr": [1.5e-3, 5e-4]},
+    },
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    from bitnet_model.config import ConfigError
+
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
