@@ -218,6 +218,10 @@ class Summary:
     verdict: str
     evals: int
     timeline: list[TimelineItem] = field(default_factory=list)
+    parent: str | None = None
+    """"name@step (fork|resume)" for a session that started from another one's checkpoint."""
+    first_step: int = 0
+    """The step this session started at (a forked or resumed session starts at its checkpoint)."""
     malformed_lines: int = 0
     truncated_last_line: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -327,10 +331,21 @@ def summarize(data: SessionData) -> Summary:
         verdict=v.label,
         evals=len(evals),
         timeline=timeline,
+        parent=_parent_label(h.parent),
+        first_step=h.step,
         malformed_lines=data.malformed,
         truncated_last_line=data.truncated_last_line,
         warnings=list(data.warnings),
     )
+
+
+def _parent_label(parent: Any) -> str | None:
+    if not isinstance(parent, dict):
+        return None
+    name = safe_text(str(parent.get("name") or parent.get("session") or "?"), newlines=False, limit=200)
+    step = parent.get("step")
+    rel = parent.get("relation", "fork")
+    return f"{name}@{step if isinstance(step, int) else '?'} ({safe_text(str(rel), newlines=False, limit=20)})"
 
 
 SUMMARY_SKIP = ("step", "weights")
@@ -395,6 +410,8 @@ class CompareRow:
     final_val_loss: float | None
     last_step: int
     verdict: str
+    parent: str | None = None
+    first_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -408,10 +425,14 @@ class CompareTable:
 
 
 def compare(summaries: Sequence[Summary]) -> CompareTable:
-    """One row per session, showing only the configuration that differs among them."""
+    """One row per session, showing only the configuration that differs among them.
+
+    Parents and children line up by step: sessions are ordered by the step they start at, so a fork
+    sits below its parent, and its collapse and recovery steps are on the parent's step axis.
+    """
     keys = differing_keys([s.config for s in summaries])
     rows = []
-    for s in summaries:
+    for s in sorted(summaries, key=lambda s: (s.first_step, s.started)):
         flat = flatten_config(s.config)
         rows.append(
             CompareRow(
@@ -419,6 +440,7 @@ def compare(summaries: Sequence[Summary]) -> CompareTable:
                 min_unique=s.min_unique, min_unique_step=s.min_unique_step, collapse_step=s.collapse_step,
                 recovery_step=s.recovery_step, final_unique=s.last_unique, final_loss=s.last_loss,
                 final_val_loss=s.last_val_loss, last_step=s.last_step, verdict=s.verdict,
+                parent=s.parent, first_step=s.first_step,
             )
         )
     return CompareTable(keys=keys, rows=rows)

@@ -208,7 +208,7 @@ class DiagConfig:
     """Warn once when the unigram phase has lasted this many evals: that is no longer normal."""
     not_learning_margin: float = 0.10
     """Held-out loss within this fraction of ln(vocab) means the model has not started learning."""
-    unigram_margin: float = 0.05
+    unigram_margin: float = 0.10
     """Held-out loss above (1 - margin) x unigram entropy means the model is still in its unigram phase."""
 
     def __post_init__(self) -> None:

@@ -251,6 +251,9 @@ def _compare_table(ct: CompareTable) -> Table:
         table.add_column(short_key(k), justify="right")
     if not ct.keys:
         table.add_column("config")
+    lineage = any(r.parent for r in ct.rows)
+    if lineage:
+        table.add_column("from", overflow="fold")
     for col in ("min unique", "collapse", "recovery", "final unique", "final loss", "verdict", "status"):
         table.add_column(col, justify="left" if col in ("verdict", "status") else "right")
     for r in ct.rows:
@@ -258,6 +261,8 @@ def _compare_table(ct: CompareTable) -> Table:
         cells += [_t(r.differs.get(k)) for k in ct.keys]
         if not ct.keys:
             cells.append("same" if len(ct.rows) > 1 else "—")
+        if lineage:
+            cells.append(_t(r.parent or "—"))
         style = {"finished": "green", "running": "cyan", "crashed": "red"}.get(r.status, "")
         cells += [
             _at(r.min_unique, r.min_unique_step), _step(r.collapse_step), _step(r.recovery_step),

@@ -71,8 +71,12 @@ def test_fork_names_its_parent_and_compare_shows_the_difference(tmp_path):
     assert steps[0] == 21 and steps[-1] == 30
     c = CliRunner().invoke(app, ["compare", str(parent), str(child), "--json"])
     assert c.exit_code == 0, c.output
-    table = json.loads(c.output)
-    assert "train.lr" in json.dumps(table)
+    table = json.loads(c.stdout)
+    assert table["differing_keys"] == ["train.lr"]
+    rows = table["sessions"]
+    assert [r["first_step"] for r in rows] == [0, 20]  # lined up by step: the fork below its parent
+    assert rows[1]["parent"] == f"{parent.stem}@20 (fork)"
+    assert [r["differs"]["train.lr"] for r in rows] == [3e-3, 1e-3]
 
 
 def test_resume_continues_a_session_from_its_last_checkpoint(tmp_path):
