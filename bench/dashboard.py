@@ -4,7 +4,9 @@ Trains the same small-but-not-trivial run (hidden 256, 4 layers) twice: once
 headless (the trainer in the main thread, events into a list), once under the
 live dashboard in Textual's headless ``run_test`` (the trainer in its thread
 worker, the UI draining and redrawing at 4 Hz). Tokens/s is measured from the
-logged step times, excluding the first steps (warm-up) and eval pauses.
+logged step times, excluding the first steps (warm-up) and eval pauses. A
+warm-up run comes first and the order alternates between rounds: the first
+run in a process is markedly slower, and a shared machine is noisy.
 
     .venv/bin/python bench/dashboard.py [--steps N]
 """
@@ -80,10 +82,10 @@ def main() -> None:
     runs: dict[str, list[tuple[float, float, float]]] = {"headless": [], "dashboard": []}
     with tempfile.TemporaryDirectory() as cache:
         cfg = config(args.steps, cache)
-        Trainer(cfg).setup()  # tokenizer trained and cached before any timing
+        headless(config(10, cache))  # warm-up: tokenizer cached, torch kernels and allocator primed
         per_step = cfg.train.batch_size * cfg.model.context
-        for _ in range(args.rounds):
-            for name in ("headless", "dashboard"):
+        for r in range(args.rounds):
+            for name in ("headless", "dashboard")[:: 1 if r % 2 == 0 else -1]:
                 t = time.perf_counter()
                 ev = headless(cfg) if name == "headless" else asyncio.run(with_dashboard(cfg))
                 runs[name].append((tokens_per_s(ev), wall_tokens_per_s(ev, per_step), time.perf_counter() - t))

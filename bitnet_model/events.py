@@ -205,9 +205,15 @@ def _as_float(name: str, v: Any) -> float:
     return float(v)
 
 
+_INT_LIMIT = 1 << 62
+"""Counts beyond this are not from a real run (and would overflow float conversion downstream)."""
+
+
 def _as_int(name: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise EventFormatError(f"{name} must be an integer, got {type(v).__name__}")
+    if not -_INT_LIMIT < v < _INT_LIMIT:
+        raise EventFormatError(f"{name} is out of range")
     return v
 
 

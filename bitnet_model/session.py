@@ -256,6 +256,7 @@ class SessionWriter:
         self.dropped = 0
         self.lines = 0
         self._pending = bytearray()
+        self._to_notify: SessionWriteError | None = None
         self._lock = threading.Lock()
         self._closed = False
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -300,8 +301,10 @@ class SessionWriter:
                 self.lines += 1
             if self._flush_pending() and event.kind in FSYNC_KINDS:
                 self._fsync()
-            if self.error is not None:
-                raise self.error
+            error = self.error
+        self._notify()
+        if error is not None:
+            raise error
 
     def retry(self) -> bool:
         """Try to write the backlog now; True when the log is complete and healthy again."""
@@ -310,7 +313,15 @@ class SessionWriter:
                 return self.error is None
             if self._flush_pending():
                 self._fsync()
-            return self.error is None and not self._pending
+            ok = self.error is None and not self._pending
+        self._notify()
+        return ok
+
+    def _notify(self) -> None:
+        """Call ``on_error`` outside the lock: it may write to this log again (an alert saying so)."""
+        err, self._to_notify = self._to_notify, None
+        if err is not None and self.on_error is not None:
+            self.on_error(err)
 
     def _flush_pending(self) -> bool:
         """Write the backlog; True when it is all written."""
@@ -341,8 +352,8 @@ class SessionWriter:
         first = self.error is None
         reason = e.strerror or str(e)
         self.error = SessionWriteError(e.errno, f"cannot write session log {_shown(self.path)}: {reason}")
-        if first and self.on_error is not None:
-            self.on_error(self.error)
+        if first:
+            self._to_notify = self.error
 
     def close(self) -> None:
         """Write what is pending, fsync, release the lock and close. Idempotent.
@@ -413,7 +424,10 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _loads(raw: bytes) -> Any:
-    return _DECODER.decode(raw.decode("utf-8"))
+    try:
+        return _DECODER.decode(raw.decode("utf-8"))
+    except RecursionError:  # e.g. 100000 "[": too deeply nested to be an event
+        raise ValueError("JSON nested too deeply") from None
 
 
 _STEP_KEYS = frozenset(("kind", "step", "time", "loss", "lr", "weight_decay", "grad_norm", "tokens_per_s", "stage"))

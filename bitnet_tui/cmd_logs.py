@@ -165,7 +165,7 @@ def summary(
     for w in s.warnings:
         _err("warning", w)
     if as_json:
-        typer.echo(json.dumps(s.to_json(), ensure_ascii=False, allow_nan=False))
+        typer.echo(json.dumps(s.to_json(), ensure_ascii=True, allow_nan=False))
         return
     con = _console()
     head = Text()
@@ -239,7 +239,7 @@ def compare_cmd(
         raise typer.Exit(1)
     table = compare(good)
     if as_json:
-        typer.echo(json.dumps(table.to_json(), ensure_ascii=False, allow_nan=False))
+        typer.echo(json.dumps(table.to_json(), ensure_ascii=True, allow_nan=False))
         return
     _console().print(_compare_table(table))
 
