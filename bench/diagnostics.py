@@ -69,10 +69,11 @@ def main() -> None:
 
     step, ev, sn = statistics.median(step_s), statistics.median(evals), statistics.median(snaps)
     print(f"device {trainer.device}, torch {torch.__version__}, threads {torch.get_num_threads()}; "
-          f"hidden {cfg.model.hidden}, batch {cfg.train.batch_size}, context {cfg.model.context}; setup {setup_s:.1f} s")
+          f"hidden {cfg.model.hidden}, batch {cfg.train.batch_size}, context {cfg.model.context}; "
+          f"setup {setup_s:.1f} s")
     print(f"training step: median {step * 1e3:.0f} ms, fastest {min(step_s) * 1e3:.0f} ms over {len(step_s)} steps")
-    print(f"eval ({diag.eval_prompts} prompts x {diag.gen_tokens} greedy tokens, {diag.eval_batches} held-out batches): "
-          f"median {ev * 1e3:.0f} ms over {len(evals)}")
+    print(f"eval ({diag.eval_prompts} prompts x {diag.gen_tokens} greedy tokens, "
+          f"{diag.eval_batches} held-out batches): median {ev * 1e3:.0f} ms over {len(evals)}")
     print(f"weight snapshot ({len(trainer.model.bitlinear_layers())} BitLinears): median {sn * 1e3:.1f} ms "
           f"over {len(snaps)}")
     run_share = (sum(evals) + sum(snaps)) / wall

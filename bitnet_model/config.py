@@ -140,6 +140,9 @@ class TrainConfig:
     """Seeds the weights, the data order and sampling: same seed, same losses on CPU."""
     device: str = "auto"
     """"auto" (CUDA if present, else CPU), "cpu", "cuda" or "cuda:N"."""
+    compile: bool = False
+    """Run the model's forward through ``torch.compile`` (off by default: the first steps and each new eval
+    shape pay seconds to minutes of compiling, and it needs a C++ compiler on CPU)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.lr, str):

@@ -9,6 +9,7 @@ RMS-normalised input, so the two models differ in quantisation and nothing else.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn as nn
@@ -99,6 +100,8 @@ class BitLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=False)
         self.quant = quant
         self.eps = eps
+        self._wq: tuple[weakref.ref, int, torch.Tensor] | None = None
+        """Without autograd (evals, generation): the weight it quantised last, its version and ``t * s``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(self.norm_quant(x))
@@ -117,9 +120,20 @@ class BitLinear(nn.Linear):
             if torch.is_grad_enabled() and w.requires_grad:
                 w = _TernarySTE.apply(w)
             else:
-                t, s = weight_quant(w)
-                w = t.mul_(s)
+                w = self._quantised_no_grad(w)
         return F.linear(x, w)
+
+    def _quantised_no_grad(self, w: torch.Tensor) -> torch.Tensor:
+        """``t * s`` of ``w``, reused while ``w`` is the same tensor, unmodified (its version counter moves on
+        every in-place update: optimizer steps, ``load_state_dict``): a generated token no longer
+        re-quantises every weight."""
+        c = self._wq
+        if c is not None and c[0]() is w and c[1] == w._version:
+            return c[2]
+        t, s = weight_quant(w)
+        wq = t.mul_(s)
+        self._wq = (weakref.ref(w), w._version, wq)
+        return wq
 
     @torch.no_grad()
     def ternary_weight(self) -> tuple[torch.Tensor, float]:
@@ -251,6 +265,10 @@ class BitNetLM(nn.Module):
         """Continue (B, T) token ids by max_new_tokens: greedy at temperature 0, else sampled."""
         was_training = self.training
         self.eval()
+        threads = torch.get_num_threads()
+        if idx.device.type == "cpu":
+            # Decoding is many small ops: on a CPU one thread is as fast, and it never waits on a busy core.
+            torch.set_num_threads(1)
         try:
             for _ in range(max_new_tokens):
                 logits, _ = self(idx[:, -self.cfg.context :])
@@ -265,6 +283,7 @@ class BitNetLM(nn.Module):
                     nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
                 idx = torch.cat((idx, nxt), dim=1)
         finally:
+            torch.set_num_threads(threads)
             self.train(was_training)
         return idx
 

@@ -158,6 +158,8 @@ class Trainer:
         if self.data.vocab_size > cfg.model.vocab_size:
             raise ConfigError(f"tokenizer has {self.data.vocab_size} tokens but vocab_size is {cfg.model.vocab_size}")
         self.model = BitNetLM(cfg.model).to(self.device)
+        if cfg.train.compile:
+            self.model.compile()  # in place: state_dict keys and the model's methods stay as they are
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         t = cfg.train
