@@ -19,6 +19,8 @@ median is printed beside it. Last line: the worst BitLinear/nn.Linear and BitLin
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
 import statistics
 import sys
 import time
@@ -42,6 +44,10 @@ def hf_layer_class() -> type | None:
     try:
         from transformers.integrations.bitnet import AutoBitLinear
     except Exception:  # not installed, or an import-time failure of an optional extra
+        return None
+    params = inspect.signature(AutoBitLinear.__init__).parameters
+    if not {"online_quant", "use_rms_norm"} <= params.keys():
+        print("this transformers' AutoBitLinear has no online_quant/use_rms_norm (tested with 5.23): skipped")
         return None
     return AutoBitLinear
 
@@ -87,8 +93,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     AutoBitLinear = None if args.no_hf else hf_layer_class()
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, tokens {args.tokens}")
-    if AutoBitLinear is None:
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, tokens {args.tokens}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if AutoBitLinear is None and not args.no_hf:
         print("transformers is not installed (pip install -e '.[bench]'): the Hugging Face comparison is skipped")
     else:
         import transformers

@@ -27,6 +27,7 @@ def last_line(text: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--timeout", type=float, default=300, help="seconds per script")
+    p.add_argument("--show", action="store_true", help="also print each script's full output as it finishes")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these scripts (e.g. bitlinear scaling)")
     args = p.parse_args()
 
@@ -43,6 +44,8 @@ def main() -> None:
             res = subprocess.run([sys.executable, str(s)], capture_output=True, text=True, timeout=args.timeout,
                                  cwd=HERE.parent)
             line = last_line(res.stdout)
+            if args.show:
+                print(res.stdout + res.stderr, flush=True)
             if res.returncode != 0:
                 failed = True
                 line = f"FAILED (exit {res.returncode}): {last_line(res.stderr) or line}"

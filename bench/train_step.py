@@ -12,6 +12,7 @@ matmul peak, and on its last line ``bitnet/fp step time ratio: X.XX``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -77,17 +78,25 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--vocab", type=int, default=4096)
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--compile", action="store_true", help="torch.compile both models first (minutes on a CPU)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
     base = ModelConfig(hidden=args.hidden, vocab_size=args.vocab)
     runners = {"bitnet": Runner(base, args.batch, device), "fp": Runner(replace(base, quant=False), args.batch, device)}
+    if args.compile:
+        for r in runners.values():
+            r.model.compile()
     fpt = runners["bitnet"].model.flops_per_token()
     tokens = args.batch * base.context
 
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
         f"hidden {base.hidden}, layers {base.layers}, heads {base.heads}, ffn {base.ffn}, context {base.context}, "
         f"vocab {base.vocab_size}, batch {args.batch}; {runners['fp'].model.num_params() / 1e6:.2f}M params, "

@@ -18,6 +18,7 @@ panels draw from the feed alone.
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -178,6 +179,8 @@ class Dashboard(App[None]):
             self.notify(printable(w, 300), severity="warning", timeout=8)
         if self.mode == "live":
             self._train()
+            if not self.detachable:
+                self._catch_hangup()
         elif self.mode == "watch":
             self._follow()
         elif self.player is not None:
@@ -191,6 +194,29 @@ class Dashboard(App[None]):
                 self.player.to_start()
         self._tick()
         self.set_interval(TICK_S, self._tick)
+
+    @property
+    def detachable(self) -> bool:
+        """Attached to a run in another process: quitting detaches and the run goes on."""
+        return bool(getattr(self.trainer, "detachable", False))
+
+    def _catch_hangup(self) -> None:
+        """A lost terminal (SSH dropped) ends an in-process run cleanly: checkpoint, run_ended "hangup"."""
+        if not hasattr(signal, "SIGHUP"):
+            return
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_hangup(signum, frame):  # noqa: ARG001
+            self._stopping = True
+            self.trainer.send(C.Stop(reason="hangup", source="signal"))
+
+        try:
+            signal.signal(signal.SIGHUP, on_hangup)
+        except (ValueError, OSError):
+            pass
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         key = (event.tab.id or "").removeprefix("tab-")
@@ -388,6 +414,10 @@ class Dashboard(App[None]):
         if not self.training:
             self.exit()
             return
+        if self.detachable:
+            self.trainer.detach()
+            self.exit(message="detached; the run goes on")
+            return
         if self._stopping:
             self.notify("stopping: waiting for the run to end")
             return
@@ -422,7 +452,9 @@ class Dashboard(App[None]):
             ("Go to step", "Seek the replay to a step", "goto_step", ()),
             ("Next alert", "Seek to the next alert", "next_alert", ()),
             ("Previous alert", "Seek to the previous alert", "prev_alert", ()),
-            ("Stop run and quit", "Send Stop, wait for the run to end, quit", "quit_run", ()),
+            ("Detach (the run goes on)" if self.detachable else "Stop run and quit",
+             "Close the dashboard; the run keeps training" if self.detachable
+             else "Send Stop, wait for the run to end, quit", "quit_run", ()),
         ]
         for title, help_text, action, args in commands:
             ok = self.check_action(action, args)
@@ -439,7 +471,10 @@ class Dashboard(App[None]):
 
     def on_unmount(self) -> None:
         if self.mode == "live" and self.trainer is not None and self.feed.ended is None:
-            self.trainer.send(C.Stop(reason="interrupted", source="dashboard"))
+            if self.detachable:
+                self.trainer.detach()
+            else:
+                self.trainer.send(C.Stop(reason="interrupted", source="dashboard"))
 
 
 def make_app(

@@ -349,3 +349,57 @@ def test_detached_run_outlives_its_parent_and_is_steered_by_ctl(tmp_path):
     sources = {(e.action, e.source) for e in data.events if isinstance(e, Intervention)}
     assert ("set_lr", "remote") in sources and ("stop", "remote") in sources
     assert not control_path(log).exists()
+
+
+async def _attach_press(log: Path, key: str, action: str) -> None:
+    """Open the dashboard on a detached run, press ``key``, wait for the confirmed intervention, quit."""
+    from bitnet_tui.app import make_app
+
+    remote = RemoteTrainer(log)
+    dash = make_app(mode="live", trainer=remote, session_path=log)
+    async with dash.run_test(size=(100, 30)) as pilot:
+        deadline = time.monotonic() + 60
+        while remote.header is None and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        before = sum(1 for e in read_session(log).events if isinstance(e, Intervention) and e.action == action)
+        await pilot.press(key)
+        while time.monotonic() < deadline:
+            n = sum(1 for e in read_session(log).events if isinstance(e, Intervention) and e.action == action)
+            if n > before:
+                break
+            await pilot.pause(0.1)
+        await pilot.press("q")
+        await pilot.pause(0.5)
+
+
+async def test_detach_attach_steer_detach_reattach_and_the_run_never_stops(tmp_path):
+    sdir = tmp_path / "s"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "bitnet_tui", "run", "--detach", *TINY, "--steps", "100000",
+                          "--sessions-dir", str(sdir)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=180)
+    assert out.returncode == 0, out.stderr
+    pid = int(re.search(r"pid (\d+)", out.stdout).group(1))
+    log = Path(re.search(r"session: (\S+)", out.stdout).group(1))
+    try:
+        await _attach_press(log, "right_square_bracket", "scale_lr")  # LR x2, then quit: detaches
+        first = read_session(log)
+        assert not first.ended and first.status == "running"
+        step_after_detach = max(e.step for e in first.events)
+        time.sleep(1.0)
+        assert max(e.step for e in read_session(log).events) > step_after_detach  # still training
+        await _attach_press(log, "left_square_bracket", "scale_lr")  # attach again, LR x0.5
+        data = read_session(log)
+        assert not data.ended
+        scaled = [e for e in data.events if isinstance(e, Intervention) and e.action == "scale_lr"]
+        assert len(scaled) == 2 and all(e.source == "remote" for e in scaled)
+        assert scaled[0].new == pytest.approx(scaled[0].old * 2)
+        assert scaled[1].new == pytest.approx(scaled[1].old * 0.5)
+        assert not any(isinstance(e, Intervention) and e.action == "stop" for e in data.events)
+    finally:
+        request(control_path(log), {"cmd": "stop"}) if control_path(log).exists() else None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and control_path(log).exists():
+            time.sleep(0.2)
+        if control_path(log).exists():
+            os.kill(pid, 9)
