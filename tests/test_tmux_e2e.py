@@ -107,3 +107,23 @@ def test_live_run_in_a_real_terminal_stops_cleanly_on_quit(tmux, tmp_path):
     assert len(logs) == 1
     data = read_session(logs[0])
     assert data.ended and data.end.reason == "stopped"
+
+
+def test_a_dashboard_that_loses_its_terminal_ends_the_run_cleanly(tmux, tmp_path):
+    tmux.start(f"{program()} run {TINY} --steps 100000", _env(tmp_path))
+    tmux.wait_for(lambda s: "LIVE" in s and "_h32_" in s and "palette" in s, timeout=60)
+    pane_pid = int(tmux.tmux("display-message", "-p", "-t", tmux.name, "#{pane_pid}").stdout.strip())
+    tmux.kill()  # the terminal goes away: tmux sends SIGHUP to the pane's processes
+    from bitnet_model.session import list_sessions, read_session
+
+    deadline = time.monotonic() + 60
+    data = None
+    while time.monotonic() < deadline:
+        logs = list_sessions(tmp_path / "sessions")
+        data = read_session(logs[0]) if logs else None
+        if data is not None and data.ended:
+            break
+        time.sleep(0.3)
+    assert data is not None and data.ended, f"no run_ended after the hangup (pane pid {pane_pid})"
+    assert data.end.reason == "hangup"
+    assert any(e.kind == "checkpoint" for e in data.events)
