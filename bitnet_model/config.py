@@ -170,7 +170,8 @@ class TrainConfig:
         ls = _finite("label_smoothing", self.label_smoothing)
         _check(0 <= ls < 1, f"label_smoothing must be in [0, 1), got {ls}")
         _check(_finite("grad_clip", self.grad_clip) >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
-        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool), f"seed must be an integer, got {self.seed!r}")
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool),
+               f"seed must be an integer, got {self.seed!r}")
         dev = self.device
         _check(
             isinstance(dev, str) and (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")),

@@ -14,7 +14,6 @@ Every failure the user can cause raises :class:`DataError` with one sentence.
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import inspect
 import json
@@ -557,6 +556,11 @@ def load_data(dcfg: Any, vocab_size: int, context: int, seed: int = 0) -> Data:
 
 _LOADED: dict[tuple, Data] = {}
 """Process-wide memo of the last corpus + tokenizer + streams (all read-only once built)."""
+
+
+def forget_loaded() -> None:
+    """Drop the in-process memo, so the next :func:`load_data` reads the disk cache (or trains) again."""
+    _LOADED.clear()
 
 
 def _stamp(path: str | None) -> tuple | None:

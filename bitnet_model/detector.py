@@ -36,7 +36,8 @@ _LEVEL = {
 }
 _SAYS = {
     "not_learning": "held-out loss is still near ln(vocab): the model has not started learning",
-    "unigram": "unigram phase: loss near the unigram entropy, greedy output is the most frequent tokens (normal early on)",
+    "unigram": "unigram phase: loss near the unigram entropy, greedy output is the most frequent tokens "
+               "(normal early on)",
     "healthy": "greedy output is diverse",
     "collapsing": "greedy output is losing diversity",
     "collapsed": "degenerate decoding: greedy output uses only a handful of tokens",

@@ -240,6 +240,9 @@ def _as_strs(name: str, v: Any) -> tuple[str, ...]:
     return tuple(_as_str(name, x) for x in v[:1000])
 
 
+_LAYER_FLOATS = ("neg", "zero", "pos", "scale", "flip_rate", "near_boundary")
+
+
 def event_from_dict(d: Any) -> Event:
     """Validate one decoded JSON object and build its event. Raises EventFormatError."""
     if not isinstance(d, dict):
@@ -305,7 +308,7 @@ def _coerce(cls: type[Event], kw: dict[str, Any]) -> Event:
                 layers.append(
                     LayerWeights(
                         name=_as_str("name", item.get("name"), 200),
-                        **{k: _as_float(k, item.get(k)) for k in ("neg", "zero", "pos", "scale", "flip_rate", "near_boundary")},
+                        **{k: _as_float(k, item.get(k)) for k in _LAYER_FLOATS},
                     )
                 )
             out[name] = tuple(layers)

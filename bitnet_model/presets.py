@@ -7,7 +7,7 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     "seed-report": {
         "about": "the report's contrast: a higher peak LR that collapses, a lower one, same model and data",
-        "knobs": {"hidden": 128, "steps": 2000, "eval_every": 100},
+        "knobs": {"hidden": 64, "steps": 600, "eval_every": 25},
         "sweep": {"lr": [1.5e-3, 5e-4]},
     },
 }

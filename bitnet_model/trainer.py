@@ -347,7 +347,7 @@ class Trainer:
         return end
 
     def _loop(self) -> RunEnded:
-        cfg, t, d = self.cfg, self.cfg.train, self.cfg.diag
+        t, d = self.cfg.train, self.cfg.diag
         tokens = t.batch_size * self.cfg.model.context
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         clip = t.grad_clip if t.grad_clip > 0 else math.inf

@@ -19,64 +19,73 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def knob_options(
-    hidden: Annotated[Optional[int], typer.Option(help="Model width; picks layers, heads, FFN and context.")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="Decoder blocks (default: by width).")] = None,
-    heads: Annotated[Optional[int], typer.Option(help="Attention heads; must divide --hidden.")] = None,
-    lr: Annotated[Optional[str], typer.Option(help="Peak learning rate, or 'auto' (by width).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Sequences per step.")] = None,
-    context: Annotated[Optional[int], typer.Option(help="Tokens per sequence (default: by width).")] = None,
-    label_smoothing: Annotated[Optional[float], typer.Option(help="Cross-entropy label smoothing (report: 0.1).")] = None,
-    grad_clip: Annotated[Optional[float], typer.Option(help="Clip grad norm to this; 0 = off (report: 0.1).")] = None,
-    schedule: Annotated[Optional[str], typer.Option(help=SCHEDULE_HELP)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for weights, data order and sampling.")] = None,
-    data: Annotated[Optional[str], typer.Option(help=".txt file, folder of .txt, or .jsonl with 'text' (default: embedded corpus).")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Your own tokenizer.json instead of training BPE.")] = None,
-    vocab_size: Annotated[Optional[int], typer.Option(help="BPE vocabulary size.")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Steps between evals (greedy samples, held-out loss).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto (CUDA if present), cpu, cuda, cuda:N.")] = None,
-    quant: Annotated[Optional[bool], typer.Option("--quant/--no-quant", help="BitNet b1.58 (default) or the full-precision control.")] = None,
-) -> dict:
-    return {
-        "hidden": hidden, "layers": layers, "heads": heads, "lr": parse_lr(lr), "steps": steps,
-        "batch_size": batch_size, "context": context, "label_smoothing": label_smoothing, "grad_clip": grad_clip,
-        "schedule": schedule, "seed": seed, "data": data, "tokenizer": tokenizer, "vocab_size": vocab_size,
-        "eval_every": eval_every, "device": device, "quant": quant,
-    }
+def _opt(kind, help_text: str, *names: str):
+    return Annotated[Optional[kind], typer.Option(*names, help=help_text)]
+
+
+# The run's knobs, shared by ``run`` (one value each) and documented once.
+Hidden = _opt(int, "Model width; picks layers, heads, FFN and context.")
+Layers = _opt(int, "Decoder blocks (default: by width).")
+Heads = _opt(int, "Attention heads; must divide --hidden.")
+Lr = _opt(str, "Peak learning rate, or 'auto' (by width).")
+Steps = _opt(int, "Optimizer steps.")
+BatchSize = _opt(int, "Sequences per step.")
+Context = _opt(int, "Tokens per sequence (default: by width).")
+LabelSmoothing = _opt(float, "Cross-entropy label smoothing (report: 0.1).")
+GradClip = _opt(float, "Clip grad norm to this; 0 = off (report: 0.1).")
+ScheduleOpt = _opt(str, SCHEDULE_HELP)
+Seed = _opt(int, "Seed for weights, data order and sampling.")
+Data = _opt(str, ".txt file, folder of .txt, or .jsonl with 'text' (default: embedded corpus).")
+Tokenizer = _opt(str, "Your own tokenizer.json instead of training BPE.")
+VocabSize = _opt(int, "BPE vocabulary size.")
+EvalEvery = _opt(int, "Steps between evals (greedy samples, held-out loss).")
+Device = _opt(str, "auto (CUDA if present), cpu, cuda, cuda:N.")
+Quant = _opt(bool, "BitNet b1.58 (default) or the full-precision control.", "--quant/--no-quant")
+SessionsDir = _opt(str, "Where session logs go (default: $BITNET_TUI_SESSIONS or ./sessions).")
+Resume = _opt(str, "Continue SESSION from its last checkpoint, in a new linked session.")
+From = _opt(str, "Fork SESSION@STEP from the nearest checkpoint at or before STEP, with changed knobs.", "--from")
+Preset = _opt(str, "Start from a named configuration (e.g. seed-report); flags override it.")
+Headless = Annotated[bool, typer.Option("--headless", help="No dashboard: a progress line (plain lines if piped).")]
+Detach = Annotated[bool, typer.Option("--detach", help="Run in the background (survives logout); attach later.")]
+Control = Annotated[bool, typer.Option("--control", help="Serve the owner-only control socket beside the log.")]
+CheckpointEvery = Annotated[int, typer.Option(help="Save a checkpoint every N steps (0: on demand and at the end).")]
 
 
 def run(
-    hidden: Annotated[Optional[int], typer.Option(help="Model width; picks layers, heads, FFN and context.")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="Decoder blocks (default: by width).")] = None,
-    heads: Annotated[Optional[int], typer.Option(help="Attention heads; must divide --hidden.")] = None,
-    lr: Annotated[Optional[str], typer.Option(help="Peak learning rate, or 'auto' (by width).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Sequences per step.")] = None,
-    context: Annotated[Optional[int], typer.Option(help="Tokens per sequence (default: by width).")] = None,
-    label_smoothing: Annotated[Optional[float], typer.Option(help="Cross-entropy label smoothing (report: 0.1).")] = None,
-    grad_clip: Annotated[Optional[float], typer.Option(help="Clip grad norm to this; 0 = off (report: 0.1).")] = None,
-    schedule: Annotated[Optional[str], typer.Option(help=SCHEDULE_HELP)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for weights, data order and sampling.")] = None,
-    data: Annotated[Optional[str], typer.Option(help=".txt file, folder of .txt, or .jsonl with 'text' (default: embedded corpus).")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Your own tokenizer.json instead of training BPE.")] = None,
-    vocab_size: Annotated[Optional[int], typer.Option(help="BPE vocabulary size.")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Steps between evals (greedy samples, held-out loss).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto (CUDA if present), cpu, cuda, cuda:N.")] = None,
-    quant: Annotated[Optional[bool], typer.Option("--quant/--no-quant", help="BitNet b1.58 (default) or the full-precision control.")] = None,
-    headless: Annotated[bool, typer.Option("--headless", help="No dashboard: a progress display, or plain lines when not a TTY.")] = False,
-    sessions_dir: Annotated[Optional[str], typer.Option(help="Where session logs go (default: $BITNET_TUI_SESSIONS or ./sessions).")] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps (0: only on demand and at the end).")] = 0,
-    resume: Annotated[Optional[str], typer.Option(help="Continue SESSION from its last checkpoint, in a new linked session.")] = None,
-    from_: Annotated[Optional[str], typer.Option("--from", help="Fork SESSION@STEP from the nearest checkpoint at or before STEP, with the knobs you change.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Start from a named configuration (e.g. seed-report); flags override it.")] = None,
-    detach: Annotated[bool, typer.Option("--detach", help="Run in the background, detached from this terminal (it survives logout); steer it with 'bitnet-tui attach'.")] = False,
-    control: Annotated[bool, typer.Option("--control", help="Serve a control socket beside the log so 'bitnet-tui attach' and 'ctl' can steer the run.")] = False,
+    hidden: Hidden = None,
+    layers: Layers = None,
+    heads: Heads = None,
+    lr: Lr = None,
+    steps: Steps = None,
+    batch_size: BatchSize = None,
+    context: Context = None,
+    label_smoothing: LabelSmoothing = None,
+    grad_clip: GradClip = None,
+    schedule: ScheduleOpt = None,
+    seed: Seed = None,
+    data: Data = None,
+    tokenizer: Tokenizer = None,
+    vocab_size: VocabSize = None,
+    eval_every: EvalEvery = None,
+    device: Device = None,
+    quant: Quant = None,
+    headless: Headless = False,
+    sessions_dir: SessionsDir = None,
+    checkpoint_every: CheckpointEvery = 0,
+    resume: Resume = None,
+    from_: From = None,
+    preset: Preset = None,
+    detach: Detach = False,
+    control: Control = False,
 ) -> None:
     """Train a BitNet b1.58 model and watch it: the dashboard on a terminal, headless otherwise."""
     try:
-        knobs = knob_options(hidden, layers, heads, lr, steps, batch_size, context, label_smoothing, grad_clip,
-                             schedule, seed, data, tokenizer, vocab_size, eval_every, device, quant)
+        knobs = {
+            "hidden": hidden, "layers": layers, "heads": heads, "lr": parse_lr(lr), "steps": steps,
+            "batch_size": batch_size, "context": context, "label_smoothing": label_smoothing,
+            "grad_clip": grad_clip, "schedule": schedule, "seed": seed, "data": data, "tokenizer": tokenizer,
+            "vocab_size": vocab_size, "eval_every": eval_every, "device": device, "quant": quant,
+        }
     except USER_ERRORS as e:
         fail(str(e))
         return

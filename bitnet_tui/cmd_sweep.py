@@ -50,7 +50,8 @@ def parse_list(name: str, raw: str | None, kind: type) -> list[Any] | None:
         try:
             out.append(kind(part))
         except ValueError:
-            raise ConfigError(f"--{name.replace('_', '-')} takes a comma-separated list of numbers, got {part!r}") from None
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} takes a comma-separated list of numbers, got {part!r}") from None
     if not out:
         raise ConfigError(f"--{name.replace('_', '-')} is empty")
     return out
@@ -246,7 +247,7 @@ def sweep(
     quant: Annotated[Optional[bool], typer.Option("--quant/--no-quant", help="BitNet b1.58 or full precision.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Runs at once (CPU threads are split between them).")] = 1,
     preset: Annotated[Optional[str], typer.Option(help="A named sweep (e.g. seed-report); flags override it.")] = None,
-    sessions_dir_opt: Annotated[Optional[str], typer.Option("--sessions-dir", help="Where the session logs go.")] = None,
+    sessions_dir_opt: Annotated[Optional[str], typer.Option("--sessions-dir", help="Where session logs go.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the compare table as JSON at the end.")] = False,
 ) -> None:
     """Run a grid of headless sessions and compare them (the report's experiments, one command)."""

@@ -18,6 +18,7 @@ from bitnet_model.data import (
     CORPUS_NAME,
     DataError,
     default_corpus,
+    forget_loaded,
     load_data,
     unigram_entropy,
 )
@@ -100,6 +101,7 @@ def test_tokenizer_trained_once_then_loaded_from_cache(tmp_path, txt_file):
     assert first.tokenizer_info["cached"] is False and path.is_file()
     assert path.parent.parent == tmp_path / "cache"
     mtime = path.stat().st_mtime_ns
+    forget_loaded()  # this test is about the disk cache, not the in-process memo
     second = load_data(cfg, VOCAB, CONTEXT)
     assert second.tokenizer_info["cached"] is True
     assert second.tokenizer_info["path"] == str(path) and path.stat().st_mtime_ns == mtime
@@ -107,6 +109,7 @@ def test_tokenizer_trained_once_then_loaded_from_cache(tmp_path, txt_file):
     assert torch.equal(first.train, second.train) and torch.equal(first.val, second.val)
     assert not list(path.parent.glob("*.tmp"))
     # another vocab size is another cache entry
+    assert load_data(cfg, VOCAB, CONTEXT).train is second.train  # in-process memo: tokenised once
     third = load_data(cfg, VOCAB + 20, CONTEXT)
     assert third.tokenizer_info["path"] != str(path) and third.tokenizer_info["cached"] is False
 
@@ -115,6 +118,7 @@ def test_damaged_cache_entry_is_retrained(tmp_path, txt_file):
     cfg = _cfg(tmp_path, data=str(txt_file))
     path = Path(load_data(cfg, VOCAB, CONTEXT).tokenizer_info["path"])
     path.write_text("{not json", encoding="utf-8")
+    forget_loaded()
     again = load_data(cfg, VOCAB, CONTEXT)
     assert again.tokenizer_info["cached"] is False
     assert json.loads(path.read_text(encoding="utf-8"))["model"]["type"] == "BPE"
