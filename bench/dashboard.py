@@ -1,7 +1,7 @@
 """Does the dashboard slow training down? Tokens/s headless vs with the live dashboard open.
 
 Trains the same small-but-not-trivial run (hidden 256, 4 layers) twice: once
-headless (the trainer in the main thread, events into a list), once under the
+headless (`run --headless`'s path: the trainer thread and the plain-lines view), once under the
 live dashboard in Textual's headless ``run_test`` (the trainer in its thread
 worker, the UI draining and redrawing at 4 Hz). Tokens/s is measured from the
 logged step times, excluding the first steps (warm-up) and eval pauses. A
@@ -53,10 +53,15 @@ def wall_tokens_per_s(events: list[Event], tokens_per_step: int, skip: int = 5) 
 
 
 def headless(cfg: RunConfig) -> list[Event]:
+    """The real headless path: trainer thread plus the plain-lines view, as `run --headless` when piped."""
+    import io
+
+    from bitnet_tui.headless import HeadlessView
+
     events: list[Event] = []
     tr = Trainer(cfg, run_name="bench-headless")
     tr.subscribe(events.append)
-    tr.run()
+    HeadlessView(tr, tty=False, out=io.StringIO()).run()
     return events
 
 

@@ -6,8 +6,11 @@ Low diversity means different things depending on where the held-out loss sits
 - near ln(vocab): the model has not started learning ("not_learning");
 - near the corpus' unigram entropy, before the loss has ever gone clearly below
   it: the unigram phase every model passes through ("unigram"), normal unless it lasts;
-- clearly below the unigram entropy at some point: the model has learned, and low
-  diversity from then on is degenerate decoding proper:
+- clearly below the unigram entropy at some point: the model has learned. Diversity lags
+  the loss by a few evals as a model leaves the unigram phase, so the phase ends only
+  once greedy output has been diverse (above ``collapsing_unique``); a model that learns
+  but never gets there stays "unigram" and is warned about after ``stuck_evals`` evals.
+  From then on, losing diversity is degenerate decoding proper:
   healthy -> collapsing -> collapsed -> recovering -> recovered.
 
 Every state change is an :class:`~bitnet_model.events.Alert` with its evidence
@@ -60,6 +63,8 @@ class CollapseDetector:
     """Set once the held-out loss has gone clearly below the unigram entropy."""
     started: bool = False
     """Set once the held-out loss has left the neighbourhood of ln(vocab)."""
+    diverse: bool = False
+    """Set once greedy output has been diverse after the model learned: only then can it collapse."""
     stuck_warned: bool = False
     history: list[tuple[int, str]] = field(default_factory=list)
 
@@ -72,8 +77,11 @@ class CollapseDetector:
                 self.learned = True
             if not self.started:
                 return "not_learning"
-            if not self.learned:
-                return "unigram" if unique <= c.collapsing_unique else "healthy"
+            if not self.learned or not self.diverse:
+                if unique <= c.collapsing_unique:
+                    return "unigram"
+                self.diverse = self.learned
+                return "healthy"
         prev = self.state
         if unique <= c.collapse_unique:
             return "collapsed"
@@ -124,8 +132,9 @@ class CollapseDetector:
         return {
             "state": self.state, "since_step": self.since_step, "evals_in_state": self.evals_in_state,
             "learned": self.learned, "started": self.started, "stuck_warned": self.stuck_warned,
+            "diverse": self.diverse,
         }
 
     def load_state_dict(self, d: dict) -> None:
-        for k in ("state", "since_step", "evals_in_state", "learned", "started", "stuck_warned"):
-            setattr(self, k, d[k])
+        for k in ("state", "since_step", "evals_in_state", "learned", "started", "stuck_warned", "diverse"):
+            setattr(self, k, d.get(k, False) if k == "diverse" else d[k])

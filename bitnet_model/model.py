@@ -8,8 +8,10 @@ RMS-normalised input, so the two models differ in quantisation and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
@@ -142,6 +144,24 @@ class BitLinear(nn.Linear):
         return t.to(torch.int8), float(s)
 
 
+@contextlib.contextmanager
+def one_thread_on_cpu(device: torch.device | str) -> Iterator[None]:
+    """Run the block on one intra-op thread when ``device`` is a CPU, then restore the thread count.
+
+    For work made of many small ops (greedy decoding, per-layer statistics): one thread is as fast there,
+    and on a CPU shared with other jobs it never waits on a descheduled partner thread at every op.
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def rope_cache(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of shape (context, head_dim) for rotate-half RoPE (LLaMA)."""
     d = cfg.head_dim
@@ -243,15 +263,20 @@ class BitNetLM(nn.Module):
         T = idx.shape[1]
         if T > self.cfg.context:
             raise ValueError(f"sequence length {T} exceeds context {self.cfg.context}")
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
-        x = self.embed(idx)
-        for block in self.blocks:
-            x = block(x, cos, sin)
-        logits = self.head(self.norm(x))
+        logits = self.head(self.norm(self.trunk(idx)))
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), label_smoothing=label_smoothing)
         return logits, loss
+
+    def trunk(self, idx: torch.Tensor) -> torch.Tensor:
+        """The residual stream (B, T, hidden) after the last block, before the final norm and the head."""
+        T = idx.shape[1]
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return x
 
     @torch.no_grad()
     def generate(
@@ -265,25 +290,21 @@ class BitNetLM(nn.Module):
         """Continue (B, T) token ids by max_new_tokens: greedy at temperature 0, else sampled."""
         was_training = self.training
         self.eval()
-        threads = torch.get_num_threads()
-        if idx.device.type == "cpu":
-            # Decoding is many small ops: on a CPU one thread is as fast, and it never waits on a busy core.
-            torch.set_num_threads(1)
         try:
-            for _ in range(max_new_tokens):
-                logits, _ = self(idx[:, -self.cfg.context :])
-                logits = logits[:, -1, :]
-                if temperature <= 0:
-                    nxt = logits.argmax(dim=-1, keepdim=True)
-                else:
-                    logits = logits / temperature
-                    if top_k is not None:
-                        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-                        logits = logits.masked_fill(logits < kth, float("-inf"))
-                    nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
-                idx = torch.cat((idx, nxt), dim=1)
+            with one_thread_on_cpu(idx.device):  # decoding is many small ops
+                for _ in range(max_new_tokens):
+                    # the head (hidden x vocab) runs on the last position only: the one that is sampled
+                    logits = self.head(self.norm(self.trunk(idx[:, -self.cfg.context :])[:, -1, :]))
+                    if temperature <= 0:
+                        nxt = logits.argmax(dim=-1, keepdim=True)
+                    else:
+                        logits = logits / temperature
+                        if top_k is not None:
+                            kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                            logits = logits.masked_fill(logits < kth, float("-inf"))
+                        nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+                    idx = torch.cat((idx, nxt), dim=1)
         finally:
-            torch.set_num_threads(threads)
             self.train(was_training)
         return idx
 

@@ -379,3 +379,128 @@ def test_cli_replay_resolves_and_runs(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["watch", "latest", "--sessions-dir", str(d)])
     assert result.exit_code == 0, result.output
     assert ran[-1].mode == "watch"
+
+
+# --------------------------------------------------------------------------- rewind and forks
+
+
+@pytest.mark.asyncio
+async def test_replay_of_a_child_session_shows_the_fork():
+    from dataclasses import replace
+
+    from bitnet_model.events import RunStarted
+    from bitnet_tui.widgets import LossPlot, LRPlot
+
+    events = list(fixture_events())
+    assert isinstance(events[0], RunStarted)
+    parent = {"session": "/x/parent-run.jsonl", "name": "parent[red]run", "step": 20, "relation": "fork"}
+    events[0] = replace(events[0], parent=parent)
+    app = make_app("replay", events=events, start_at="end")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause()
+        assert "forked from parent[red]run@20" in header_text(app)  # literal, not markup
+        assert app.feed.fork_step == 20
+        for plot in (app.query_one(LossPlot), app.query_one(LRPlot)):
+            assert "forked @20" in plot.plt.build()  # the marker's legend entry
+        palette = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert palette["Rewind: fork from a checkpoint with a new LR"].startswith("unavailable: rewind forks")
+    plain = make_app("replay", events=fixture_events(), start_at="end")
+    async with plain.run_test(size=(140, 45)) as pilot:
+        await pilot.pause()
+        assert "from" not in header_text(plain).split("\n")[0] and plain.feed.fork_step is None
+
+
+@pytest.mark.asyncio
+async def test_live_rewind_forks_from_a_checkpoint_with_a_new_lr(tmp_path, tiny):
+    from bitnet_model.checkpoint import list_checkpoints
+    from bitnet_model.events import RunStarted
+    from bitnet_model.session import checkpoint_dir
+    from bitnet_tui.runbuild import prepare_run
+    from bitnet_tui.widgets import RewindDialog
+
+    sessions = tmp_path / "sessions"
+    first = prepare_run({}, sessions=str(sessions), base=tiny(steps=3000, schedule="constant", warmup_steps=0),
+                        checkpoint_every=5, argv=["bitnet-tui", "run"])
+    app = make_app("live", trainer=first.trainer, session_path=first.path, writer=first.writer)
+    try:
+        async with app.run_test(size=(140, 45)) as pilot:
+            await wait_for(pilot, lambda: list_checkpoints(checkpoint_dir(first.path)), 60, "a checkpoint")
+            await pilot.press("p")  # hold the run still so the rewind, not the end of training, stops it
+            await wait_for(pilot, lambda: app.feed.paused, 20, "the pause")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: isinstance(app.screen, RewindDialog), 5, "the rewind dialog")
+            dialog = app.screen
+            fork_step = dialog.steps[0]
+            dialog.query_one("#rewind-checkpoints").highlighted = 0
+            await pilot.press(*"abc", "enter")
+            assert isinstance(app.screen, RewindDialog)
+            assert "not a number" in str(dialog.query_one("#rewind-error").render())
+            dialog.query_one("#rewind-lr").value = ""
+            await pilot.press(*"2e-4", "enter")
+            await wait_for(pilot, lambda: app.session_path != first.path, 60, "the forked session")
+            await wait_for(pilot, lambda: app.feed.step > fork_step + 1, 60, "steps of the fork")
+            assert f"forked from {first.path.name.removesuffix('.jsonl')}@{fork_step}" in header_text(app)
+            assert app.training
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.feed.paused, 20, "the fork's pause")
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to exit")
+    finally:
+        app.writer.close()
+    old = read_session(first.path)
+    assert old.end is not None and old.end.reason == "rewound"
+    child = read_session(app.session_path)
+    assert isinstance(child.header, RunStarted)
+    parent = child.header.parent
+    assert parent["name"] == first.path.name.removesuffix(".jsonl") and parent["relation"] == "fork"
+    assert parent["step"] == fork_step and child.header.step == fork_step
+    steps = [e for e in child.events if isinstance(e, StepDone)]
+    assert steps[0].step == fork_step + 1
+    assert all(e.lr == pytest.approx(2e-4) for e in steps)
+    assert child.end is not None and child.end.reason == "stopped"
+
+
+class _IdleTrainer:
+    """A stand-in trainer that emits nothing and ends when told to stop."""
+
+    def __init__(self, detachable: bool = False) -> None:
+        import threading
+
+        self.detachable = detachable
+        self._stop = threading.Event()
+        self.argv = ()
+
+    def subscribe(self, fn) -> None:
+        pass
+
+    def send(self, cmd) -> None:
+        self._stop.set()
+
+    def detach(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        self._stop.wait(30)
+
+
+@pytest.mark.asyncio
+async def test_rewind_without_checkpoints_or_in_process_trainer_offers_nothing(tmp_path):
+    from bitnet_tui.widgets import RewindDialog
+
+    log = tmp_path / "s.jsonl"
+    log.touch()
+    app = make_app("live", trainer=_IdleTrainer(), session_path=log, writer=SessionWriter(tmp_path / "w.jsonl"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        assert not isinstance(app.screen, RewindDialog)
+        assert any("no checkpoints of this run yet" in str(n.message) for n in app._notifications)
+        app.trainer.send(None)
+    app.writer.close()
+    attached = make_app("live", trainer=_IdleTrainer(detachable=True), session_path=log)
+    async with attached.run_test(size=(120, 40)) as pilot:
+        palette = {c.title: c.help for c in attached.get_system_commands(attached.screen)}
+        assert palette["Rewind: fork from a checkpoint with a new LR"].startswith("unavailable: attached")
+        attached.trainer.send(None)

@@ -43,6 +43,20 @@ def test_unigram_phase_is_normal_then_collapse_counts_once_learned():
     assert states == ["not_learning", "unigram", "healthy", "collapsed"]
 
 
+def test_leaving_the_unigram_phase_is_not_a_collapse():
+    # the loss drops below the unigram entropy a few evals before diversity catches up
+    states, alerts = run([1, 3, 5, 9, 15, 22, 4], losses=[7.0, 6.0, 5.7, 5.5, 5.3, 5.1, 4.9])
+    assert states == ["unigram", "unigram", "unigram", "unigram", "healthy", "healthy", "collapsed"]
+    assert not any(a.state_to in ("collapsing", "collapsed") for a in alerts[:-1])
+
+
+def test_learned_but_never_diverse_is_a_stuck_unigram_phase():
+    d = CollapseDetector(DiagConfig(stuck_evals=4), LN_V, UNIGRAM)
+    alerts = [d.observe(i, 2, 4.0) for i in range(6)]
+    assert d.state == "unigram"
+    assert sum(1 for a in alerts if a is not None and "still in the unigram phase" in a.message) == 1
+
+
 def test_a_long_unigram_phase_warns_once():
     d = CollapseDetector(DiagConfig(stuck_evals=3), LN_V, UNIGRAM)
     alerts = [d.observe(i, 4, 6.6) for i in range(6)]
