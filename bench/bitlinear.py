@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from torch._dynamo import config as dynamo_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 from bitnet_model.config import ModelConfig  # noqa: E402
@@ -100,6 +101,9 @@ def main() -> None:
     else:
         import transformers
 
+        # HF's quantisers are compiled functions; 12 weight shapes would pass dynamo's default limit of 8
+        # recompiles and leave the later shapes running eagerly.
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
         print(f"transformers {transformers.__version__}: AutoBitLinear(online_quant=True, use_rms_norm=True); its "
               "quantisers are torch.compile'd, so its first call per shape compiles (not timed)")
 
@@ -152,7 +156,8 @@ def main() -> None:
     if vs_hf:
         last += f"; BitLinear/HF AutoBitLinear worst {max(vs_hf):.2f} (best {min(vs_hf):.2f})"
     else:
-        last += "; HF AutoBitLinear not measured (transformers not installed)"
+        why = "--no-hf" if args.no_hf else "transformers not installed or without online_quant"
+        last += f"; HF AutoBitLinear not measured ({why})"
     print(last + f" over {len(vs_linear)} shapes")
 
 

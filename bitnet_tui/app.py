@@ -42,6 +42,7 @@ from bitnet_tui.widgets import (
     LossPlot,
     LRDialog,
     LRPlot,
+    RewindDialog,
     SamplesPanel,
     StepDialog,
     TernaryTable,
@@ -94,6 +95,7 @@ class Dashboard(App[None]):
         Binding("p,space", "toggle_pause", "Pause/Resume", key_display="p"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("e", "eval_now", "Eval now"),
+        Binding("r", "rewind", "Rewind"),
         Binding("1", "speed('1')", "1×"),
         Binding("2", "speed('2')", "10×"),
         Binding("3", "speed('3')", "100×"),
@@ -118,10 +120,21 @@ class Dashboard(App[None]):
         warnings: Sequence[str] = (),
         start_at: int | str | None = None,
         stale_after: float = STALE_S,
+        writer: Any = None,
+        session_path: str | Path | None = None,
+        no_rewind: str = "",
     ) -> None:
         super().__init__()
         self.mode: Mode = mode
         self.trainer = trainer
+        self.writer = writer
+        """Live: the session writer of the current run. The app closes it when a rewind replaces the run;
+        whoever runs the app closes the one that is current at the end."""
+        self.session_path = Path(session_path) if session_path is not None else None
+        self.no_rewind = no_rewind
+        self._rewind: tuple[int, float] | None = None
+        self._rewind_phase = ""
+        """"" (none), "stopping" (waiting for the run to end) or "preparing" (building the fork)."""
         self.buffer = buffer
         self.player = player
         self.follower = follower
@@ -238,6 +251,8 @@ class Dashboard(App[None]):
             if events:
                 self._last_event_wall = now
                 self._own_feed.apply_all(events)
+        if self._rewind_phase == "stopping" and (self.feed.ended is not None or self._worker_error):
+            self._start_fork()
         self.refresh_panels()
         if self._stopping and (self.feed.ended is not None or self._worker_error):
             self.exit()
@@ -272,6 +287,10 @@ class Dashboard(App[None]):
         elif self.mode == "live":
             if self._stopping:
                 t.append("stopping: waiting for the run to end…", style="bold")
+            elif self._rewind is not None:
+                step, lr = self._rewind
+                what = "stopping the run" if self._rewind_phase == "stopping" else "loading the checkpoint"
+                t.append(f"rewinding to step {step} at lr {lr:.3g}: {what}…", style="bold")
         elif self.mode == "replay" and self.player is not None:
             p = self.player
             speed = "max" if math.isinf(p.speed) else f"{p.speed:g}×"
@@ -308,7 +327,18 @@ class Dashboard(App[None]):
             if not events:
                 time.sleep(POLL_S)
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="rewind", name="rewind")
+    def _prepare_fork(self, spec: str, lr: float, sessions: str, argv: list[str],
+                      checkpoint_every: int, on_nonfinite: str) -> Any:
+        from bitnet_tui.runbuild import prepare_run
+
+        return prepare_run({"lr": lr}, sessions=sessions, fork=spec, argv=argv,
+                           checkpoint_every=checkpoint_every, on_nonfinite=on_nonfinite)
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name == "rewind":
+            self._rewind_done(event.worker)
+            return
         if event.state == WorkerState.ERROR:
             err = event.worker.error
             self._worker_error = printable(f"{event.worker.name} failed: {type(err).__name__}: {err}", 300)
@@ -328,6 +358,8 @@ class Dashboard(App[None]):
             return self.mode == "replay" or None
         if action in REPLAY_ACTIONS:
             return self.mode == "replay"
+        if action == "rewind":
+            return None if self.rewind_unavailable() else True
         if action == "next_panel":
             return not self.screen.has_class("-wide") or not self.screen.has_class("-tall")
         return True
@@ -360,6 +392,90 @@ class Dashboard(App[None]):
 
     def action_eval_now(self) -> None:
         self._send(C.EvalNow(source="dashboard"))
+
+    # -- rewind ----------------------------------------------------------------
+
+    def rewind_unavailable(self) -> str:
+        """Why rewind cannot be used now ("" when it can)."""
+        if self.mode != "live":
+            return "rewind forks the run this dashboard trains; " + READ_ONLY.get(self.mode, "")
+        if self.detachable:
+            return "attached to a run in another process: fork it with `bitnet-tui run --from SESSION@STEP`"
+        if self.no_rewind:
+            return self.no_rewind
+        if self.session_path is None or self.writer is None:
+            return "this run has no session log to fork from"
+        if self._rewind_phase:
+            return "a rewind is already under way"
+        if self._stopping:
+            return "the run is stopping"
+        return ""
+
+    def action_rewind(self) -> None:
+        why = self.rewind_unavailable()
+        if why:
+            self.notify(why, severity="warning")
+            return
+        from bitnet_model.checkpoint import list_checkpoints
+        from bitnet_model.session import checkpoint_dir
+
+        assert self.session_path is not None
+        steps = [step for step, _ in list_checkpoints(checkpoint_dir(self.session_path))]
+        if not steps:
+            hint = "press c to save one, then rewind" if self.training else "this run saved none"
+            self.notify(f"no checkpoints of this run yet: {hint}", severity="warning", timeout=6)
+            return
+
+        def done(choice: tuple[int, float] | None) -> None:
+            if choice is None or self.rewind_unavailable():
+                return
+            self._rewind = choice
+            if self.feed.ended is None and not self._worker_error:
+                self._rewind_phase = "stopping"
+                self.trainer.send(C.Stop(reason="rewound", source="dashboard"))
+            else:
+                self._start_fork()
+            self.refresh_panels()
+
+        self.push_screen(RewindDialog(steps, self.feed.lr), done)
+
+    def _start_fork(self) -> None:
+        """The current run has ended: close its log and build the fork off the event loop."""
+        assert self._rewind is not None and self.session_path is not None
+        step, lr = self._rewind
+        self._rewind_phase = "preparing"
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except Exception as e:  # the log of the ended run lost lines; the fork can still go on
+                self.notify(printable(f"closing {self.session_path.name}: {e}", 300), severity="warning")
+        spec = f"{self.session_path}@{step}"
+        prog = list(getattr(self.trainer, "argv", ())[:1]) or ["bitnet-tui"]
+        argv = [*prog, "run", "--from", f"{self.session_path.name.removesuffix('.jsonl')}@{step}", "--lr", repr(lr)]
+        self._prepare_fork(spec, lr, str(self.session_path.parent), argv,
+                           int(getattr(self.trainer, "checkpoint_every", 0) or 0),
+                           str(getattr(self.trainer, "on_nonfinite", "pause")))
+
+    def _rewind_done(self, worker: Worker) -> None:
+        if worker.state == WorkerState.SUCCESS:
+            prepared = worker.result
+            buffer = EventBuffer()
+            prepared.trainer.subscribe(buffer)  # before the run starts, so the header is not missed
+            self.trainer, self.writer, self.session_path = prepared.trainer, prepared.writer, prepared.path
+            self.buffer = buffer
+            self._own_feed = Feed()
+            self._worker_error = ""
+            self._last_event_wall = time.monotonic()
+            self._rewind, self._rewind_phase = None, ""
+            self._train()
+            self.notify(printable(f"rewound: training {prepared.path.name}", 300), timeout=6)
+            self.refresh_panels()
+        elif worker.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            err = worker.error
+            why = f"{type(err).__name__}: {err}" if err is not None else "cancelled"
+            self._rewind, self._rewind_phase = None, ""
+            self.notify(printable(f"rewind failed: {why}", 300), severity="error", timeout=10)
+            self.refresh_panels()
 
     def action_toggle_pause(self) -> None:
         if self.mode == "replay" and self.player is not None:
@@ -411,6 +527,9 @@ class Dashboard(App[None]):
         self.query_one(Tabs).action_next_tab()
 
     def action_quit_run(self) -> None:
+        if self._rewind_phase:
+            self.notify("rewinding: quit when the forked run has started", severity="warning")
+            return
         if not self.training:
             self.exit()
             return
@@ -443,6 +562,8 @@ class Dashboard(App[None]):
             ("Pause / resume", "Pause or resume training (replay: playback)", "toggle_pause", ()),
             ("Checkpoint now", "Save a checkpoint at the next step", "checkpoint", ()),
             ("Eval now", "Run an eval at the next step", "eval_now", ()),
+            ("Rewind: fork from a checkpoint with a new LR",
+             "Stop this run and continue it from one of its checkpoints, in a new linked session", "rewind", ()),
             ("Replay speed 1×", "Play back at logged speed", "speed", ("1",)),
             ("Replay speed 10×", "Play back 10× faster", "speed", ("2",)),
             ("Replay speed 100×", "Play back 100× faster", "speed", ("3",)),
@@ -463,6 +584,8 @@ class Dashboard(App[None]):
             method = getattr(self, f"action_{action}")
             if ok is None:
                 reason = READ_ONLY.get(self.mode, "the run has ended")
+                if action == "rewind":
+                    reason = self.rewind_unavailable() or reason
                 yield SystemCommand(
                     title, f"unavailable: {reason}", lambda r=reason: self.notify(r, severity="warning")
                 )
@@ -486,6 +609,8 @@ def make_app(
     speed: float = 1.0,
     start_at: int | str | None = None,
     stale_after: float = STALE_S,
+    writer: Any = None,
+    no_rewind: str = "",
 ) -> Dashboard:
     """Build the dashboard for the CLI, the tests and the benches alike.
 
@@ -493,6 +618,9 @@ def make_app(
     replay: ``events`` (header first) or ``session_path``; ``speed`` relative to the
     logged times (``math.inf``: as fast as possible); ``start_at`` "end" or a step
     shows that point paused. watch: ``session_path`` of a log that may still grow.
+    live with ``session_path`` and its ``writer``: rewind can fork the run; the app closes the writers
+    of the runs a rewind replaces, and the caller closes ``app.writer`` (the current one) at the end.
+    ``no_rewind``: why rewind is off for this run ("" to allow it).
     Raises :class:`~bitnet_model.session.SessionError` for a log that cannot be read.
     """
     if mode == "live":
@@ -500,7 +628,8 @@ def make_app(
             raise ValueError("live mode needs a trainer")
         buffer = EventBuffer()
         trainer.subscribe(buffer)  # before the run starts, so the header is not missed
-        return Dashboard("live", trainer=trainer, buffer=buffer)
+        return Dashboard("live", trainer=trainer, buffer=buffer, writer=writer, session_path=session_path,
+                         no_rewind=no_rewind)
     if mode == "replay":
         warnings: list[str] = []
         if events is None:

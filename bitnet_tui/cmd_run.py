@@ -114,7 +114,7 @@ def run(
     except USER_ERRORS as e:
         fail(str(e))
         return
-    tr, path = prepared.trainer, prepared.path
+    tr, path, writer = prepared.trainer, prepared.path, prepared.writer
     typer.echo(f"session: {path}", err=True)
     server = None
     if control:
@@ -135,12 +135,17 @@ def run(
         else:
             from bitnet_tui.app import make_app
 
-            make_app(mode="live", trainer=tr, session_path=path).run()
+            app = make_app(mode="live", trainer=tr, session_path=path, writer=writer,
+                           no_rewind="the control socket serves this run; fork it with --from" if control else "")
+            try:
+                app.run()
+            finally:
+                tr, path, writer = app.trainer, app.session_path or path, app.writer
             end = tr.last_end
     finally:
         if server is not None:
             server.close()
-        prepared.writer.close()
+        writer.close()
     if end is None or end.reason == "error":
         fail(f"the run ended with an error: {end.error if end else 'unknown'} (log: {path})", code=1)
     typer.echo(f"run ended ({end.reason}) at step {end.step}; log: {path}", err=True)

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from pathlib import PurePath
 from typing import Any
 
 from bitnet_model.events import (
@@ -218,6 +219,28 @@ class Feed:
     @property
     def run_name(self) -> str:
         return printable(self.header.run_name, 200) if self.header else "(no run_started yet)"
+
+    @property
+    def parent(self) -> tuple[str, str, int] | None:
+        """(relation, name, step) of the session this one was forked or resumed from (printable), else None."""
+        parent = self.header.parent if self.header else None
+        if not isinstance(parent, dict):
+            return None
+        step = parent.get("step")
+        if not isinstance(step, int) or isinstance(step, bool):
+            return None
+        name = parent.get("name")
+        if not isinstance(name, str) or not name:
+            session = parent.get("session")
+            name = PurePath(session).name.removesuffix(".jsonl") if isinstance(session, str) and session else "?"
+        relation = "resumed" if parent.get("relation") == "resume" else "forked"
+        return relation, printable(name, 120), step
+
+    @property
+    def fork_step(self) -> int | None:
+        """The step this session starts from when it continues another: marked on the loss and LR plots."""
+        parent = self.parent
+        return parent[2] if parent is not None else None
 
     @property
     def device(self) -> str:

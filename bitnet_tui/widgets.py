@@ -19,7 +19,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from bitnet_tui.feed import Feed, Series, fmt_duration, printable
@@ -86,6 +87,19 @@ def _no_data(plt: Any, what: str) -> None:
     plt.title(f"{what}: no data yet")
 
 
+FORK_COLOR = "green"
+
+
+def _mark_fork(feed: Feed, plt: Any, y: float) -> None:
+    """A vertical line at the step this session was forked or resumed from, with a legend entry."""
+    parent = feed.parent
+    if parent is None:
+        return
+    relation, _, step = parent
+    plt.vline(step, FORK_COLOR)
+    plt.plot([step], [y], label=f"{relation} @{step}", color=FORK_COLOR, marker="|")
+
+
 class LossPlot(FeedPlot):
     KEY = "loss"
 
@@ -103,6 +117,7 @@ class LossPlot(FeedPlot):
             plt.plot(feed.train_loss.x, feed.train_loss.mean, label="train", color="blue")
         if feed.val_loss.x:
             plt.plot(feed.val_loss.x, feed.val_loss.mean, label="held-out", color="magenta", marker="dot")
+        _mark_fork(feed, plt, feed.train_loss.mean[-1] if feed.train_loss.mean else feed.ln_vocab or 0.0)
         plt.xlabel("step")
 
 
@@ -148,6 +163,7 @@ class LRPlot(FeedPlot):
             plt.vline(step, "red")
         if marks:
             plt.plot([marks[0]], [s.mean[-1] if s.mean else 0], label="intervention", color="red", marker="|")
+        _mark_fork(feed, plt, s.mean[-1] if s.mean else 0.0)
         plt.xlabel("step")
 
 
@@ -347,6 +363,11 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None) -> Text:
     t.append(f" {mode.upper()} ", style="reverse bold")
     t.append(" ")
     t.append(feed.run_name, style="bold")
+    parent = feed.parent
+    if parent is not None:
+        relation, name, step = parent
+        t.append(f"  {relation} from ", style="dim")
+        t.append(f"{name}@{step}", style="bold")
     t.append("  ")
     t.append(f" {feed.state_label} ", style=STATE_STYLES.get(feed.state, "bold"))
     if feed.paused:
@@ -416,6 +437,50 @@ class LRDialog(ModalScreen[float | None]):
             self.query_one("#lr-error", Label).update(Text(why))
             return
         self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RewindDialog(ModalScreen[tuple[int, float] | None]):
+    """Pick a checkpoint of the current run and a new learning rate: the run is forked from there."""
+
+    AUTO_FOCUS = "Input"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, steps: list[int], current: float) -> None:
+        super().__init__()
+        self.steps = list(steps)
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Rewind: fork this run from a checkpoint with a new learning rate")
+            yield OptionList(*(Option(Text(f"step {s}"), id=f"step-{s}") for s in self.steps),
+                             id="rewind-checkpoints", markup=False)
+            now = f"{self.current:.3g}" if math.isfinite(self.current) else "unknown"
+            yield Label(f"New learning rate (now {now}); Enter to fork, Esc to cancel")
+            yield Input(placeholder="e.g. 5e-4", id="rewind-lr")
+            yield Label("", id="rewind-error", classes="error")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).highlighted = len(self.steps) - 1
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        value, why = parse_lr(event.value)
+        if value is None:
+            self.query_one("#rewind-error", Label).update(Text(why))
+            return
+        index = self.query_one(OptionList).highlighted
+        if index is None or not 0 <= index < len(self.steps):
+            self.query_one("#rewind-error", Label).update(Text("Pick a checkpoint to fork from."))
+            return
+        self.dismiss((self.steps[index], value))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
