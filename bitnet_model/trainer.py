@@ -39,7 +39,7 @@ from bitnet_model.events import (
     WeightsSnapshot,
 )
 from bitnet_model.metrics import WeightWatcher, evaluate
-from bitnet_model.model import BitNetLM
+from bitnet_model.model import BitNetLM, one_thread_on_cpu
 from bitnet_model.schedule import lr_at, stage_at, wd_at
 
 Subscriber = Callable[[Event], None]
@@ -428,7 +428,9 @@ class Trainer:
 
     def _eval(self) -> None:
         d = self.cfg.diag
-        r = evaluate(self.model, self.val_batches, self.prompts, d.gen_tokens, self.data.decode, self.data.token_text)
+        with one_thread_on_cpu(self.device):  # many small ops: one thread is as fast, and never spins
+            r = evaluate(self.model, self.val_batches, self.prompts, d.gen_tokens, self.data.decode,
+                         self.data.token_text)
         alert = self.detector.observe(self.step, r.unique_tokens, r.val_loss, r.top_tokens,
                                       r.samples[0] if r.samples else "")
         self._emit(EvalDone(
@@ -441,8 +443,9 @@ class Trainer:
             self._emit(alert)
 
     def _weights(self) -> None:
-        self._emit(WeightsSnapshot(step=self.step, time=time.time(),
-                                   layers=self.watcher.snapshot(self.model.bitlinear_layers())))
+        with one_thread_on_cpu(self.device):
+            layers = self.watcher.snapshot(self.model.bitlinear_layers())
+        self._emit(WeightsSnapshot(step=self.step, time=time.time(), layers=layers))
 
     def _save_checkpoint(self) -> None:
         self._ckpt_requested = False

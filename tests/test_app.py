@@ -244,7 +244,7 @@ def test_make_app_refuses_missing_files(tmp_path):
 # --------------------------------------------------------------------------- live, real trainer
 
 
-def tiny_trainer(cache_dir: str, steps: int = 400):
+def tiny_trainer(cache_dir: str, steps: int = 100_000):
     from bitnet_model.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig
     from bitnet_model.trainer import Trainer
 
