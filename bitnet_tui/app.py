@@ -262,9 +262,10 @@ class Dashboard(App[None]):
         self.feed.apply_all(events)
         self.refresh_panels()
 
-    def refresh_panels(self) -> None:
+    def refresh_panels(self, force: bool = False) -> None:
+        """Bring every panel up to date with the feed; ``force`` redraws now (a user moved the replay)."""
         feed = self.feed
-        force = id(feed) != self._feed_id
+        force = force or id(feed) != self._feed_id
         self._feed_id = id(feed)
         self.query_one(HeaderBar).update_from(feed, self._notice(), force=force)
         for widget in (
@@ -359,6 +360,8 @@ class Dashboard(App[None]):
         if action in REPLAY_ACTIONS:
             return self.mode == "replay"
         if action == "rewind":
+            if self.mode == "replay":
+                return False  # nothing to fork from a replay: hidden, like the steering keys
             return None if self.rewind_unavailable() else True
         if action == "next_panel":
             return not self.screen.has_class("-wide") or not self.screen.has_class("-tall")
@@ -494,7 +497,7 @@ class Dashboard(App[None]):
         if self.player is None:
             return
         getattr(self.player, how)(*args)
-        self.refresh_panels()
+        self.refresh_panels(force=True)
 
     def action_to_start(self) -> None:
         self._move("to_start")
@@ -505,12 +508,12 @@ class Dashboard(App[None]):
     def action_next_alert(self) -> None:
         if self.player is not None and not self.player.next_alert():
             self.notify("no later alert")
-        self.refresh_panels()
+        self.refresh_panels(force=True)
 
     def action_prev_alert(self) -> None:
         if self.player is not None and not self.player.prev_alert():
             self.notify("no earlier alert")
-        self.refresh_panels()
+        self.refresh_panels(force=True)
 
     def action_goto_step(self) -> None:
         if self.player is None:

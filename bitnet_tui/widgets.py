@@ -10,6 +10,7 @@ objects after :func:`~bitnet_tui.feed.printable`, never into markup.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from rich.console import Group
@@ -51,19 +52,25 @@ def parse_lr(raw: str) -> tuple[float | None, str]:
 
 
 class FeedPlot(PlotextPlot):
-    """A plot that redraws only when its feed key's version moved."""
+    """A plot that redraws only when its feed key's version moved, and at most once per ``MIN_REDRAW_S``:
+    a redraw costs CPU the training thread would otherwise have."""
 
     KEY = ""
+    MIN_REDRAW_S = 1.0
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._drawn = -1
+        self._drawn_at = -math.inf
 
     def update_from(self, feed: Feed, force: bool = False) -> bool:
         v = feed.versions[self.KEY]
         if v == self._drawn and not force:
             return False
-        self._drawn = v
+        now = time.monotonic()
+        if not force and now - self._drawn_at < self.MIN_REDRAW_S:
+            return False  # drawn on a later tick
+        self._drawn, self._drawn_at = v, now
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
