@@ -53,7 +53,7 @@ from bitnet_tui.widgets import (
 
 Mode = Literal["live", "replay", "watch"]
 
-TICK_S = 0.25
+TICK_S = 0.5
 """How often the UI drains events and redraws (4 Hz)."""
 STALE_S = 30.0
 """In watch mode, a log silent for this long without run_ended is reported as possibly crashed."""

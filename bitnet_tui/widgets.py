@@ -57,18 +57,28 @@ class FeedPlot(PlotextPlot):
 
     KEY = ""
     MIN_REDRAW_S = 1.0
+    CPU_SHARE = 0.01
+    """A plot redraws at most this share of the time: its measured render cost sets the interval."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._drawn = -1
         self._drawn_at = -math.inf
+        self._render_s = 0.0
+
+    def render(self) -> Any:
+        t = time.perf_counter()
+        out = super().render()
+        self._render_s = 0.8 * self._render_s + 0.2 * (time.perf_counter() - t)
+        return out
 
     def update_from(self, feed: Feed, force: bool = False) -> bool:
         v = feed.versions[self.KEY]
         if v == self._drawn and not force:
             return False
         now = time.monotonic()
-        if not force and now - self._drawn_at < self.MIN_REDRAW_S:
+        interval = max(self.MIN_REDRAW_S, self._render_s / self.CPU_SHARE)
+        if not force and now - self._drawn_at < interval:
             return False  # drawn on a later tick
         self._drawn, self._drawn_at = v, now
         plt = self.plt
