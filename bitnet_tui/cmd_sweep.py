@@ -121,34 +121,34 @@ def _poll(job: Job) -> None:
                 job.status = "running"
             elif line.startswith("error: "):
                 job.error = line[len("error: "):]
-    if job.follower is not None:
-        try:
-            for ev in job.follower.poll():
-                if isinstance(ev, StepDone):
-                    job.step, job.loss = ev.step, ev.loss
-                elif isinstance(ev, EvalDone):
-                    job.unique, job.state = ev.unique_tokens, ev.state
-                elif isinstance(ev, RunEnded):
-                    job.status = ev.reason
-                elif ev.kind == "run_started":
-                    job.total = ev.total_steps
-        except (SessionError, OSError):
-            pass
+    _follow(job)
     if job.proc is not None and job.proc.poll() is not None and job.status in ("starting", "running", "queued"):
         job.status = "finished" if job.proc.returncode == 0 else "failed"
         _poll_last(job)
 
 
+def _follow(job: Job) -> None:
+    """Take the run's new events from its log into the progress row."""
+    if job.follower is None:
+        return
+    try:
+        for ev in job.follower.poll():
+            if isinstance(ev, StepDone):
+                job.step, job.loss = ev.step, ev.loss
+            elif isinstance(ev, EvalDone):
+                job.unique, job.state = ev.unique_tokens, ev.state
+            elif isinstance(ev, RunEnded):
+                job.status = ev.reason
+            elif ev.kind == "run_started":
+                job.total = ev.total_steps
+    except (SessionError, OSError):
+        pass
+
+
 def _poll_last(job: Job) -> None:
-    if job.follower is not None:
-        try:
-            for ev in job.follower.poll():
-                if isinstance(ev, StepDone):
-                    job.step, job.loss = ev.step, ev.loss
-                elif isinstance(ev, EvalDone):
-                    job.unique, job.state = ev.unique_tokens, ev.state
-        except (SessionError, OSError):
-            pass
+    status = job.status
+    _follow(job)
+    job.status = status  # the process's exit code has the last word
     if job.proc is not None and job.proc.returncode not in (0, None) and not job.error and job.out_path:
         lines = [x for x in job.out_path.read_text(errors="replace").splitlines() if x.strip()]
         job.error = lines[-1] if lines else f"exit code {job.proc.returncode}"
