@@ -88,8 +88,9 @@ class FeedPlot(PlotextPlot):
         self.refresh()
         return True
 
-    def draw(self, feed: Feed, plt: Any) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def draw(self, feed: Feed, plt: Any) -> None:  # pragma: no cover - every panel defines its own
+        """Put the feed's series on ``plt`` (a cleared plotext figure). Each plot panel overrides this."""
+        raise TypeError(f"{type(self).__name__} does not define draw()")
 
 
 def _span(*series: Series) -> tuple[float, float] | None:
