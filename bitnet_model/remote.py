@@ -375,7 +375,10 @@ def request(path: str | os.PathLike[str], req: dict[str, Any], *, timeout: float
         uid = peer_uid(s)
         if uid is not None and uid != os.geteuid():
             raise ControlError(errno.EPERM, f"{_shown(p)} is served by another user's process; not talking to it")
-        s.sendall((json.dumps(req, allow_nan=False) + "\n").encode())
+        try:
+            s.sendall((json.dumps(req, allow_nan=False) + "\n").encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a refusing server answers and hangs up at once: read its answer
         buf = b""
         while b"\n" not in buf:
             chunk = s.recv(4096)
