@@ -93,10 +93,33 @@ async def measure(path: Path, steps: int) -> tuple[float, float, float, int]:
     return t_read, t_open, t_seek, points
 
 
+def peak_memory(events: int) -> None:
+    """Child process: write a log of about ``events`` events, open it in replay at its end, print peak RSS."""
+    import resource
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "big.jsonl"
+        lines = write_log(path, events)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t = time.perf_counter()
+        asyncio.run(measure(path, events))
+        took = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        size = path.stat().st_size / 1e6
+    print(f"{lines} events ({size:.0f} MB): opened and seeked in {took:.1f} s; peak RSS {peak:.0f} MB "
+          f"(before opening {base:.0f} MB)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--memory-events", type=int, default=1_000_000,
+                    help="Also measure peak memory replaying a log of this many steps in a fresh process (0: skip).")
+    ap.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.memory_child:
+        peak_memory(args.memory_child)
+        return
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "bench.jsonl"
         t = time.perf_counter()
@@ -108,6 +131,12 @@ def main() -> None:
     print(f"read + open replay at the end, to first paint: {t_open:.2f} s (reading the log: {t_read:.2f} s)")
     print(f"seek to the middle (step {args.steps // 2}), to next paint: {t_seek:.2f} s")
     print(f"points per series drawn: {points}")
+    if args.memory_events:
+        import subprocess
+
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(args.memory_events)],
+                             capture_output=True, text=True, check=False)
+        print("memory: " + (out.stdout.strip() or out.stderr.strip()[-300:]) + " (target < 500 MB)")
     print(f"replay open time / {BUDGET_S:g} s budget: {t_open / BUDGET_S:.2f}")
 
 

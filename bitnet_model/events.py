@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """Base class. ``kind`` names the event in the log; ``step`` is the last completed optimizer step."""
 
@@ -33,7 +33,7 @@ class Event:
         return d
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunStarted(Event):
     """First event of every run: everything needed to understand and reproduce it."""
 
@@ -60,7 +60,7 @@ class RunStarted(Event):
     """For a forked or resumed session: {"session": path, "step": fork step}."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepDone(Event):
     """One optimizer step."""
 
@@ -75,7 +75,7 @@ class StepDone(Event):
     """1 or 2 (two-stage schedule); 1 for the others."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EvalDone(Event):
     """Held-out loss and what greedy decoding looks like right now."""
 
@@ -99,7 +99,7 @@ class EvalDone(Event):
     """Collapse detector state after this eval."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LayerWeights:
     """Ternary weight statistics of one BitLinear layer."""
 
@@ -118,13 +118,13 @@ class LayerWeights:
         return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WeightsSnapshot(Event):
     kind: ClassVar[str] = "weights"
     layers: tuple[LayerWeights, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Alert(Event):
     """A detector state change, a non-finite loss, a write failure, a crash."""
 
@@ -142,7 +142,7 @@ class Alert(Event):
     sample: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Intervention(Event):
     """A command the trainer applied: what changed, old -> new, who asked."""
 
@@ -155,13 +155,13 @@ class Intervention(Event):
     """dashboard, cli, api, detector, ..."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckpointSaved(Event):
     kind: ClassVar[str] = "checkpoint"
     path: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunEnded(Event):
     """Last event of a run that ended on its own terms. A log without one crashed (or is still running)."""
 

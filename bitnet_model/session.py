@@ -433,6 +433,7 @@ def _loads(raw: bytes) -> Any:
 _STEP_KEYS = frozenset(("kind", "step", "time", "loss", "lr", "weight_decay", "grad_norm", "tokens_per_s", "stage"))
 _NUMBER = frozenset((int, float))
 _new = object.__new__
+_set = object.__setattr__
 
 
 def decode_event(raw: bytes) -> Event:
@@ -440,7 +441,7 @@ def decode_event(raw: bytes) -> Event:
     (``EventFormatError`` or a JSON/Unicode error)."""
     d = _loads(raw)
     # Fast path for the line that makes up almost all of a log: same checks as event_from_dict
-    # for plain numbers, and the frozen dataclass filled without its per-field __setattr__ calls.
+    # for plain numbers, and the frozen (slotted) dataclass filled without running its __init__.
     if type(d) is dict and d.get("kind") == "step" and d.keys() == _STEP_KEYS:
         step, stage = d["step"], d["stage"]
         t, loss, lr, wd, gn, tps = d["time"], d["loss"], d["lr"], d["weight_decay"], d["grad_norm"], d["tokens_per_s"]
@@ -450,10 +451,14 @@ def decode_event(raw: bytes) -> Event:
             and type(lr) in num and type(wd) in num and type(gn) in num and type(tps) in num
         ):
             ev = _new(StepDone)
-            ev.__dict__.update(
-                step=step, time=float(t), loss=float(loss), lr=float(lr), weight_decay=float(wd),
-                grad_norm=float(gn), tokens_per_s=float(tps), stage=stage,
-            )
+            _set(ev, "step", step)
+            _set(ev, "time", float(t))
+            _set(ev, "loss", float(loss))
+            _set(ev, "lr", float(lr))
+            _set(ev, "weight_decay", float(wd))
+            _set(ev, "grad_norm", float(gn))
+            _set(ev, "tokens_per_s", float(tps))
+            _set(ev, "stage", stage)
             return ev
     return event_from_dict(d)
 

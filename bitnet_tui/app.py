@@ -29,6 +29,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -267,7 +268,11 @@ class Dashboard(App[None]):
         feed = self.feed
         force = force or id(feed) != self._feed_id
         self._feed_id = id(feed)
-        self.query_one(HeaderBar).update_from(feed, self._notice(), force=force)
+        try:
+            header = self.query_one(HeaderBar)
+        except NoMatches:  # a tick that lands while the screen is being torn down
+            return
+        header.update_from(feed, self._notice(), force=force)
         for widget in (
             self.query_one(LossPlot),
             self.query_one(UniquePlot),
