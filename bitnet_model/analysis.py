@@ -261,7 +261,7 @@ def diag_config(cfg: dict[str, Any]) -> DiagConfig:
 def _timeline_text(ev: Event) -> str:
     if isinstance(ev, Alert):
         if ev.code == "detector" and ev.state_to:
-            head = f"detector {ev.state_from or '?'} → {ev.state_to}"
+            head = f"detector {ev.state_from or 'start'} → {ev.state_to}"
         else:
             head = f"{ev.level} {ev.code}"
         return f"{head}: {ev.message}" if ev.message else head

@@ -342,7 +342,7 @@ class Feed:
                 self.state = e.state_to
             text = short = printable(e.message, 300)
             if e.state_from or e.state_to:
-                short = f"{printable(e.state_from, 40) or '?'} → {printable(e.state_to, 40) or '?'}"
+                short = f"{printable(e.state_from, 40) or 'start'} → {printable(e.state_to, 40) or '?'}"
                 text = f"{short}: {text}"
             entry = TimelineEntry(e.step, e.time, "alert", printable(e.level, 20), text, short[:80])
             self.timeline.append(entry)
