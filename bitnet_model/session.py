@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO
 
 from bitnet_model.config import RunConfig, TrainConfig
 from bitnet_model.events import (
@@ -375,7 +375,7 @@ class SessionWriter:
                     f"session log {_shown(self.path)} is incomplete ({lost})",
                 )
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> SessionWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
