@@ -225,12 +225,28 @@ class Dashboard(App[None]):
 
         def on_hangup(signum, frame):  # noqa: ARG001
             self._stopping = True
+            self._hung_up = True
             self.trainer.send(C.Stop(reason="hangup", source="signal"))
 
         try:
             signal.signal(signal.SIGHUP, on_hangup)
         except (ValueError, OSError):
             pass
+
+    def _exit_without_terminal(self) -> None:
+        """After a hangup the run has ended (checkpoint and run_ended are on disk): close the log and leave.
+
+        Restoring a terminal that is gone can block forever, so the process exits here instead of
+        through the normal shutdown; there is nothing left to lose.
+        """
+        import os
+
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except OSError:
+                pass
+        os._exit(0)
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         key = (event.tab.id or "").removeprefix("tab-")
@@ -256,6 +272,8 @@ class Dashboard(App[None]):
             self._start_fork()
         self.refresh_panels()
         if self._stopping and (self.feed.ended is not None or self._worker_error):
+            if getattr(self, "_hung_up", False):
+                self._exit_without_terminal()
             self.exit()
 
     def feed_events(self, events: Iterable[Event]) -> None:

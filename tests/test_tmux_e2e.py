@@ -127,3 +127,9 @@ def test_a_dashboard_that_loses_its_terminal_ends_the_run_cleanly(tmux, tmp_path
     assert data is not None and data.ended, f"no run_ended after the hangup (pane pid {pane_pid})"
     assert data.end.reason == "hangup"
     assert any(e.kind == "checkpoint" for e in data.events)
+    from bitnet_model.session import writer_lock_held
+
+    deadline = time.monotonic() + 20
+    while writer_lock_held(logs[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert writer_lock_held(logs[0]) is False, "the process lingers after the hangup with its log open"
