@@ -28,15 +28,8 @@ from bitnet_model.analysis import (
     short_key,
 )
 from bitnet_model.session import SessionError, list_sessions, resolve_session, safe_text, sessions_dir
+from bitnet_tui.options import SessionsDirOption
 
-SessionsDirOption = Annotated[
-    str | None,
-    typer.Option(
-        "--sessions-dir",
-        help="Where session logs live. Default: $BITNET_TUI_SESSIONS, else ./sessions.",
-        show_default=False,
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 

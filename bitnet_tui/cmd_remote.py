@@ -20,6 +20,7 @@ import typer
 
 from bitnet_model.remote import COMMAND_NAMES, ControlError, RemoteTrainer, control_path, request
 from bitnet_model.session import SUFFIX, SessionError, resolve_session, safe_text, sessions_dir
+from bitnet_tui.options import SessionArg, SessionsDirOption
 
 DETACH_WAIT_S = 300.0
 """How long ``run --detach`` waits for the background run to write its header."""
@@ -120,16 +121,6 @@ def detach_run(knobs: dict[str, Any], *, sessions: str | None, checkpoint_every:
         typer.echo(f"stop:    bitnet-tui ctl {name} stop")
 
 
-SessionArg = Annotated[
-    str,
-    typer.Argument(help="A session log: a path, a name in the sessions directory, a unique prefix of one, or 'latest'.",
-                   show_default=False),
-]
-SessionsDirOption = Annotated[
-    str | None,
-    typer.Option("--sessions-dir", help="Where session logs live. Default: $BITNET_TUI_SESSIONS, else ./sessions.",
-                 show_default=False),
-]
 
 
 def _resolve(session: str, sessions: str | None) -> Path:

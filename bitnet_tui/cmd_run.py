@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from bitnet_model.presets import preset as get_preset
+from bitnet_tui.options import SessionsDirOption
 from bitnet_tui.runbuild import USER_ERRORS, parse_lr, prepare_run
 
 SCHEDULE_HELP = "LR schedule: two-stage (FAQ recipe), stage1 (report's Phase 1), constant, cosine."
@@ -41,7 +42,6 @@ VocabSize = _opt(int, "BPE vocabulary size.")
 EvalEvery = _opt(int, "Steps between evals (greedy samples, held-out loss).")
 Device = _opt(str, "auto (CUDA if present), cpu, cuda, cuda:N.")
 Quant = _opt(bool, "BitNet b1.58 (default) or the full-precision control.", "--quant/--no-quant")
-SessionsDir = _opt(str, "Where session logs go (default: $BITNET_TUI_SESSIONS or ./sessions).")
 Resume = _opt(str, "Continue SESSION from its last checkpoint, in a new linked session.")
 From = _opt(str, "Fork SESSION@STEP from the nearest checkpoint at or before STEP, with changed knobs.", "--from")
 Preset = _opt(str, "Start from a named configuration (e.g. seed-report); flags override it.")
@@ -70,7 +70,7 @@ def run(
     device: Device = None,
     quant: Quant = None,
     headless: Headless = False,
-    sessions_dir: SessionsDir = None,
+    sessions_dir: SessionsDirOption = None,
     checkpoint_every: CheckpointEvery = 0,
     resume: Resume = None,
     from_: From = None,

@@ -31,6 +31,7 @@ from bitnet_model.presets import preset as get_preset
 from bitnet_model.session import Follower, SessionError, safe_text, sessions_dir
 from bitnet_tui.cmd_logs import _compare_table, _console
 from bitnet_tui.cmd_run import fail
+from bitnet_tui.options import SessionsDirOption
 
 GRID_KNOBS = ("lr", "hidden", "label_smoothing", "grad_clip", "schedule", "seed")
 FIXED_KNOBS = ("steps", "batch_size", "context", "layers", "heads", "vocab_size", "eval_every", "data", "device")
@@ -247,7 +248,7 @@ def sweep(
     quant: Annotated[Optional[bool], typer.Option("--quant/--no-quant", help="BitNet b1.58 or full precision.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Runs at once (CPU threads are split between them).")] = 1,
     preset: Annotated[Optional[str], typer.Option(help="A named sweep (e.g. seed-report); flags override it.")] = None,
-    sessions_dir_opt: Annotated[Optional[str], typer.Option("--sessions-dir", help="Where session logs go.")] = None,
+    sessions_dir_opt: SessionsDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the compare table as JSON at the end.")] = False,
 ) -> None:
     """Run a grid of headless sessions and compare them (the report's experiments, one command)."""

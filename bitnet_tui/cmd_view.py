@@ -13,23 +13,7 @@ from typing import Annotated
 import typer
 
 from bitnet_model.session import SessionError, resolve_session, safe_text, sessions_dir
-
-SessionArg = Annotated[
-    str,
-    typer.Argument(
-        help="A session log: a path, a name in the sessions directory (with or without .jsonl), "
-        "a unique prefix of one, or 'latest'.",
-        show_default=False,
-    ),
-]
-SessionsDirOption = Annotated[
-    str | None,
-    typer.Option(
-        "--sessions-dir",
-        help="Where session logs live. Default: $BITNET_TUI_SESSIONS, else ./sessions.",
-        show_default=False,
-    ),
-]
+from bitnet_tui.options import SessionArg, SessionsDirOption
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -322,15 +322,21 @@ def test_detach_reports_the_background_runs_error(tmp_path):
     assert not [p for p in sdir.iterdir() if p.suffix in (".jsonl", ".out")]
 
 
-def test_detached_run_outlives_its_parent_and_is_steered_by_ctl(tmp_path):
-    sdir = tmp_path / "s"
+
+def start_detached(tmp_path: Path, sdir: Path, *, steps: int) -> tuple[subprocess.CompletedProcess, int, Path]:
+    """`bitnet-tui run --detach` a tiny run; return its output, the background pid and the log."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "bitnet_tui", "run", "--detach", *TINY, "--steps", "5000",
+    out = subprocess.run([sys.executable, "-m", "bitnet_tui", "run", "--detach", *TINY, "--steps", str(steps),
                           "--sessions-dir", str(sdir)], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=180)
     assert out.returncode == 0, out.stderr
     pid = int(re.search(r"pid (\d+)", out.stdout).group(1))
-    log = Path(re.search(r"session: (\S+)", out.stdout).group(1))
+    return out, pid, Path(re.search(r"session: (\S+)", out.stdout).group(1))
+
+
+def test_detached_run_outlives_its_parent_and_is_steered_by_ctl(tmp_path):
+    sdir = tmp_path / "s"
+    out, pid, log = start_detached(tmp_path, sdir, steps=5000)
     name = log.name.removesuffix(".jsonl")
     try:
         assert f"bitnet-tui attach {name}" in out.stdout
@@ -377,13 +383,7 @@ async def _attach_press(log: Path, key: str, action: str) -> None:
 
 async def test_detach_attach_steer_detach_reattach_and_the_run_never_stops(tmp_path):
     sdir = tmp_path / "s"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "bitnet_tui", "run", "--detach", *TINY, "--steps", "100000",
-                          "--sessions-dir", str(sdir)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=180)
-    assert out.returncode == 0, out.stderr
-    pid = int(re.search(r"pid (\d+)", out.stdout).group(1))
-    log = Path(re.search(r"session: (\S+)", out.stdout).group(1))
+    _, pid, log = start_detached(tmp_path, sdir, steps=100_000)
     try:
         await _attach_press(log, "right_square_bracket", "scale_lr")  # LR x2, then quit: detaches
         first = read_session(log)
