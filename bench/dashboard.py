@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bitnet_model.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from bitnet_model.events import Event, StepDone  # noqa: E402
-from bitnet_model.trainer import Trainer  # noqa: E402
+from bitnet_model.log.events import Event, StepDone  # noqa: E402  # noqa: E402
+from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402  # noqa: E402
+from bitnet_model.train.trainer import Trainer  # noqa: E402  # noqa: E402
 
 
 def config(steps: int, cache: str) -> RunConfig:
@@ -66,7 +66,7 @@ def headless(cfg: RunConfig) -> list[Event]:
 
 
 async def with_dashboard(cfg: RunConfig) -> list[Event]:
-    from bitnet_tui.app import make_app
+    from bitnet_tui.dashboard.app import make_app
 
     events: list[Event] = []
     tr = Trainer(cfg, run_name="bench-dashboard")

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from bitnet_model.config import DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from bitnet_model.events import StepDone  # noqa: E402
-from bitnet_model.trainer import Trainer  # noqa: E402
+from bitnet_model.log.events import StepDone  # noqa: E402  # noqa: E402
+from bitnet_model.train.config import DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402  # noqa: E402
+from bitnet_model.train.trainer import Trainer  # noqa: E402  # noqa: E402
 
 
 def timed(fn: Callable[[], None], into: list[float]) -> Callable[[], None]:

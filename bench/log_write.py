@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from bitnet_model.analysis import SUMMARY_SKIP, scripted_run  # noqa: E402
-from bitnet_model.config import ModelConfig  # noqa: E402
-from bitnet_model.model import BitNetLM  # noqa: E402
-from bitnet_model.session import SessionWriter, read_session  # noqa: E402
+from bitnet_model.analysis.scripted import scripted_run  # noqa: E402
+from bitnet_model.analysis.summary import SUMMARY_SKIP  # noqa: E402
+from bitnet_model.log.reader import read_session  # noqa: E402
+from bitnet_model.log.writer import SessionWriter  # noqa: E402
+from bitnet_model.nn.model import BitNetLM  # noqa: E402
+from bitnet_model.train.config import ModelConfig  # noqa: E402  # noqa: E402
 
 
 def step_time(hidden: int, batch: int = 16, steps: int = 5) -> float:

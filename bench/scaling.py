@@ -28,8 +28,8 @@ def child(hidden: int, batch: int, steps: int, min_time: float, device_name: str
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from bitnet_model.config import ModelConfig
-    from bitnet_model.model import BitNetLM
+    from bitnet_model.nn.model import BitNetLM
+    from bitnet_model.train.config import ModelConfig
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device_name == "auto" else device_name)
     cfg = ModelConfig(hidden=hidden)

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from bitnet_model.config import ModelConfig  # noqa: E402
-from bitnet_model.model import BitNetLM  # noqa: E402
+from bitnet_model.nn.model import BitNetLM  # noqa: E402
+from bitnet_model.train.config import ModelConfig  # noqa: E402  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -18,10 +18,10 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bitnet_model import commands as C
-from bitnet_model.events import Alert, EvalDone, Event, Intervention, RunEnded, StepDone
-from bitnet_model.session import safe_text
-from bitnet_model.trainer import Trainer
+from bitnet_model.control import commands as C
+from bitnet_model.log.events import Alert, EvalDone, Event, Intervention, RunEnded, StepDone
+from bitnet_model.log.text import safe_text
+from bitnet_model.train.trainer import Trainer
 
 _SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 if hasattr(signal, "SIGHUP"):

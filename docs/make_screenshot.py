@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bitnet_tui.app import make_app  # noqa: E402
-from bitnet_tui.runbuild import prepare_run  # noqa: E402
+from bitnet_model.run.build import prepare_run  # noqa: E402  # noqa: E402
+from bitnet_tui.dashboard.app import make_app  # noqa: E402  # noqa: E402
 
 
 async def main(steps: int, lr: float, out: Path) -> None:

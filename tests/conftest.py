@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bitnet_model.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig
+from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig
 
 
 @pytest.fixture(scope="session")

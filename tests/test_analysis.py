@@ -7,7 +7,10 @@ import math
 
 import pytest
 
-from bitnet_model.analysis import (
+from bitnet_model.analysis.compare import compare, differing_keys
+from bitnet_model.analysis.scripted import scripted_run
+from bitnet_model.analysis.summary import summarize
+from bitnet_model.analysis.verdict import (
     COLLAPSE_THEN_RECOVERY,
     COLLAPSED_AGAIN,
     COLLAPSED_AND_STUCK,
@@ -17,16 +20,13 @@ from bitnet_model.analysis import (
     NO_EVALS,
     NOT_LEARNING,
     EvalPoint,
-    compare,
-    differing_keys,
-    fmt_value,
-    scripted_run,
-    summarize,
     verdict,
 )
-from bitnet_model.config import DiagConfig, ModelConfig, RunConfig, TrainConfig
-from bitnet_model.events import Alert, Intervention
-from bitnet_model.session import SessionWriter, read_session
+from bitnet_model.log.events import Alert, Intervention
+from bitnet_model.log.reader import read_session
+from bitnet_model.log.text import fmt_value
+from bitnet_model.log.writer import SessionWriter
+from bitnet_model.train.config import DiagConfig, ModelConfig, RunConfig, TrainConfig
 
 LN_VOCAB = math.log(4096)  # 8.32
 

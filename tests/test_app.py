@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_model.events import Alert, Intervention, RunEnded, StepDone
-from bitnet_model.session import SessionWriter, read_session
-from bitnet_tui.app import Dashboard, make_app
-from bitnet_tui.feed import EventBuffer, Feed, Player, Series, printable
-from bitnet_tui.widgets import LRDialog, SamplesPanel, StepDialog, Timeline, parse_lr, render_header, render_samples
+from bitnet_model.log.events import Alert, Intervention, RunEnded, StepDone
+from bitnet_model.log.reader import read_session
+from bitnet_model.log.text import printable
+from bitnet_model.log.writer import SessionWriter
+from bitnet_tui.dashboard.app import Dashboard, make_app
+from bitnet_tui.dashboard.dialogs import LRDialog, StepDialog, parse_lr
+from bitnet_tui.dashboard.feed import EventBuffer, Feed, Player, Series
+from bitnet_tui.dashboard.panels import SamplesPanel, Timeline, render_header, render_samples
 
 FIXTURE = Path(__file__).parent / "fixtures" / "collapse.jsonl"
 
@@ -233,7 +236,7 @@ async def test_watch_follows_a_growing_log_and_reports_silence(tmp_path):
 
 
 def test_make_app_refuses_missing_files(tmp_path):
-    from bitnet_model.session import SessionError
+    from bitnet_model.log.errors import SessionError
 
     with pytest.raises(SessionError):
         make_app("replay", session_path=tmp_path / "nope.jsonl")
@@ -245,8 +248,8 @@ def test_make_app_refuses_missing_files(tmp_path):
 
 
 def tiny_trainer(cache_dir: str, steps: int = 100_000):
-    from bitnet_model.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig
-    from bitnet_model.trainer import Trainer
+    from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig
+    from bitnet_model.train.trainer import Trainer
 
     cfg = RunConfig(
         model=ModelConfig(hidden=32, layers=1, heads=2, vocab_size=300, context=16),
@@ -341,7 +344,7 @@ async def test_live_controls_steer_the_trainer(tmp_path, cache_dir):
 def test_cli_bad_sessions_are_one_line_errors(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from bitnet_tui.cli import app as cli
+    from bitnet_tui.cli.app import app as cli
 
     not_a_log = tmp_path / "notes.jsonl"
     not_a_log.write_text("hello\n")
@@ -366,7 +369,7 @@ def test_cli_bad_sessions_are_one_line_errors(tmp_path, monkeypatch):
 def test_cli_replay_resolves_and_runs(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from bitnet_tui.cli import app as cli
+    from bitnet_tui.cli.app import app as cli
 
     ran: list[Dashboard] = []
     monkeypatch.setattr(Dashboard, "run", lambda self, *a, **k: ran.append(self))
@@ -388,8 +391,8 @@ def test_cli_replay_resolves_and_runs(tmp_path, monkeypatch):
 async def test_replay_of_a_child_session_shows_the_fork():
     from dataclasses import replace
 
-    from bitnet_model.events import RunStarted
-    from bitnet_tui.widgets import LossPlot, LRPlot
+    from bitnet_model.log.events import RunStarted
+    from bitnet_tui.dashboard.plots import LossPlot, LRPlot
 
     events = list(fixture_events())
     assert isinstance(events[0], RunStarted)
@@ -412,11 +415,11 @@ async def test_replay_of_a_child_session_shows_the_fork():
 
 @pytest.mark.asyncio
 async def test_live_rewind_forks_from_a_checkpoint_with_a_new_lr(tmp_path, tiny):
-    from bitnet_model.checkpoint import list_checkpoints
-    from bitnet_model.events import RunStarted
-    from bitnet_model.session import checkpoint_dir
-    from bitnet_tui.runbuild import prepare_run
-    from bitnet_tui.widgets import RewindDialog
+    from bitnet_model.log.events import RunStarted
+    from bitnet_model.log.paths import checkpoint_dir
+    from bitnet_model.run.build import prepare_run
+    from bitnet_model.train.checkpoint import list_checkpoints
+    from bitnet_tui.dashboard.dialogs import RewindDialog
 
     sessions = tmp_path / "sessions"
     first = prepare_run({}, sessions=str(sessions), base=tiny(steps=3000, schedule="constant", warmup_steps=0),
@@ -487,7 +490,7 @@ class _IdleTrainer:
 
 @pytest.mark.asyncio
 async def test_rewind_without_checkpoints_or_in_process_trainer_offers_nothing(tmp_path):
-    from bitnet_tui.widgets import RewindDialog
+    from bitnet_tui.dashboard.dialogs import RewindDialog
 
     log = tmp_path / "s.jsonl"
     log.touch()

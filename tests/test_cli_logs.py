@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model.analysis import scripted_run
-from bitnet_model.config import RunConfig, TrainConfig
-from bitnet_model.events import Alert
-from bitnet_model.session import SessionWriter
-from bitnet_tui.cli import app
+from bitnet_model.analysis.scripted import scripted_run
+from bitnet_model.log.events import Alert
+from bitnet_model.log.writer import SessionWriter
+from bitnet_model.train.config import RunConfig, TrainConfig
+from bitnet_tui.cli.app import app
 
 runner = CliRunner()
 STUCK = ["healthy", "healthy", "collapsing", "collapsed", "collapsed", "collapsed"]

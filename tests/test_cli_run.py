@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from bitnet_model.session import read_session
-from bitnet_tui.cli import app
+from bitnet_model.log.reader import read_session
+from bitnet_tui.cli.app import app
 
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300", "--context", "16",
         "--batch-size", "4", "--eval-every", "10"]

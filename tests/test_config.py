@@ -1,6 +1,6 @@
 import pytest
 
-from bitnet_model.config import ConfigError, DiagConfig, ModelConfig, RunConfig, TrainConfig, peak_lr_for_hidden
+from bitnet_model.train.config import ConfigError, DiagConfig, ModelConfig, RunConfig, TrainConfig, peak_lr_for_hidden
 
 
 def test_hidden_picks_the_shape():

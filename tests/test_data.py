@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,15 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from bitnet_model.config import DataConfig
-from bitnet_model.data import (
-    CORPUS_NAME,
-    DataError,
-    default_corpus,
-    forget_loaded,
-    load_data,
-    unigram_entropy,
-)
+from bitnet_model.data.corpus import CORPUS_NAME, DataError, default_corpus
+from bitnet_model.data.dataset import forget_loaded, load_data, unigram_entropy
+from bitnet_model.train.config import DataConfig
 
 VOCAB = 300
 CONTEXT = 16
@@ -283,7 +276,3 @@ def test_unigram_entropy_matches_numpy():
     assert unigram_entropy(np.zeros(5, dtype=np.int64), 10) == 0.0
     assert unigram_entropy(np.arange(8), 8) == pytest.approx(math.log(8))
 
-
-def test_data_module_does_not_import_ui():
-    code = "import sys, bitnet_model.data; assert not {'textual', 'rich'} & set(sys.modules)"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

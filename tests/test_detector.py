@@ -1,7 +1,7 @@
 """The collapse detector on the report's own unique-token sequences, and with loss context."""
 
-from bitnet_model.config import DiagConfig
-from bitnet_model.detector import CollapseDetector
+from bitnet_model.analysis.detector import CollapseDetector
+from bitnet_model.train.config import DiagConfig
 
 LN_V, UNIGRAM = 8.3, 6.5
 

@@ -16,12 +16,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import bitnet_model.session as session_mod
-from bitnet_model import commands as C
-from bitnet_model.events import Alert, CheckpointSaved, Intervention, RunEnded, StepDone
-from bitnet_model.session import Follower, SessionWriter, list_sessions, read_session
-from bitnet_model.trainer import Trainer
-from bitnet_tui.cli import app
+import bitnet_model.log.writer as session_mod
+from bitnet_model.control import commands as C
+from bitnet_model.log.events import Alert, CheckpointSaved, Intervention, RunEnded, StepDone
+from bitnet_model.log.follow import Follower
+from bitnet_model.log.paths import list_sessions
+from bitnet_model.log.reader import read_session
+from bitnet_model.log.writer import SessionWriter
+from bitnet_model.train.trainer import Trainer
+from bitnet_tui.cli.app import app
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300", "--context", "16",
@@ -207,14 +210,16 @@ def test_a_crash_in_the_training_thread_ends_the_log_with_an_error(tiny, tmp_pat
 def test_two_runs_started_in_the_same_second_get_different_logs(tiny, tmp_path, monkeypatch):
     from datetime import datetime
 
-    from bitnet_tui.runbuild import prepare_run
+    from bitnet_model.run.build import prepare_run
 
     class Frozen(datetime):
         @classmethod
         def now(cls, tz=None):
             return datetime(2026, 1, 1, 12, 0, 0)
 
-    monkeypatch.setattr(session_mod, "datetime", Frozen)
+    import bitnet_model.log.paths as paths_mod
+
+    monkeypatch.setattr(paths_mod, "datetime", Frozen)
     knobs = {"hidden": 32, "layers": 1, "heads": 2, "vocab_size": 300, "context": 16, "batch_size": 4,
              "steps": 2, "cache_dir": tiny().data.cache_dir}
     a = prepare_run(knobs, sessions=str(tmp_path))
@@ -229,7 +234,7 @@ def test_two_runs_started_in_the_same_second_get_different_logs(tiny, tmp_path, 
 
 
 def test_two_followers_on_one_growing_log_both_see_every_event(tmp_path):
-    from bitnet_model.analysis import scripted_run
+    from bitnet_model.analysis.scripted import scripted_run
 
     events = scripted_run([20, 10, 5, 3], eval_every=25)
     path = tmp_path / "grow.jsonl"

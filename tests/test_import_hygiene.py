@@ -6,8 +6,8 @@ import sys
 
 def test_bitnet_model_imports_no_ui():
     code = (
-        "import sys, bitnet_model, bitnet_model.trainer, bitnet_model.session, bitnet_model.analysis, "
-        "bitnet_model.checkpoint\n"
+        "import sys, bitnet_model, bitnet_model.train.trainer, bitnet_model.log.reader, bitnet_model.analysis.summary, "
+        "bitnet_model.train.checkpoint, bitnet_model.nn.model, bitnet_model.data.dataset\n"
         "bad = [m for m in ('textual', 'rich') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

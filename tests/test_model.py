@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bitnet_model.config import ModelConfig
-from bitnet_model.model import BitLinear, BitNetLM, activation_quant, weight_quant
+from bitnet_model.nn.model import BitNetLM
+from bitnet_model.nn.quant import BitLinear, activation_quant, weight_quant
+from bitnet_model.train.config import ModelConfig
 
 TINY = ModelConfig(hidden=32, layers=2, heads=2, vocab_size=260, context=16)
 
@@ -152,11 +153,3 @@ def test_counts():
     assert model.num_params(embedding=False) == model.num_params() - c.vocab_size * c.hidden
     assert model.flops_per_token() == 6 * matmul + 12 * c.layers * c.hidden * c.context
 
-
-def test_model_module_does_not_import_ui_libraries():
-    import subprocess
-    import sys
-
-    code = "import sys, bitnet_model.model; print(any(m in sys.modules for m in ('textual', 'rich')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""The control socket, the RemoteTrainer proxy, run --detach, attach and ctl."""
+"""The control socket, the RemoteRun proxy, run --detach, attach and ctl."""
 
 from __future__ import annotations
 
@@ -17,21 +17,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model import commands as C
-from bitnet_model.analysis import scripted_run
-from bitnet_model.events import Alert, Intervention, RunEnded, RunStarted, StepDone
-from bitnet_model.remote import (
-    ControlError,
-    ControlServer,
-    RemoteTrainer,
-    command_request,
-    control_path,
-    parse_request,
-    request,
-)
-from bitnet_model.session import SessionWriter, read_session
-from bitnet_model.trainer import Trainer
-from bitnet_tui.cli import app
+from bitnet_model.analysis.scripted import scripted_run
+from bitnet_model.control import commands as C
+from bitnet_model.control.client import request
+from bitnet_model.control.peer import ControlError, control_path
+from bitnet_model.control.protocol import command_request, parse_request
+from bitnet_model.control.remote import RemoteRun
+from bitnet_model.control.server import ControlServer
+from bitnet_model.log.events import Alert, Intervention, RunEnded, RunStarted, StepDone
+from bitnet_model.log.reader import read_session
+from bitnet_model.log.writer import SessionWriter
+from bitnet_model.train.trainer import Trainer
+from bitnet_tui.cli.app import app
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300", "--context", "16",
@@ -222,7 +219,7 @@ def test_remote_trainer_follows_a_run_and_steers_it(tiny, tmp_path):
     server = ControlServer(tr, control_path(log))
     trainer_thread = threading.Thread(target=tr.run)
     trainer_thread.start()
-    remote = RemoteTrainer(log, poll_s=0.02)
+    remote = RemoteRun(log, poll_s=0.02)
     seen = []
     remote.subscribe(seen.append)
     result = []
@@ -259,7 +256,7 @@ def _open_log(path: Path, n: int = 3) -> SessionWriter:
 def test_detach_returns_and_leaves_the_run_alone(tmp_path):
     log = tmp_path / "a.jsonl"
     w = _open_log(log)
-    remote = RemoteTrainer(log, poll_s=0.02)
+    remote = RemoteRun(log, poll_s=0.02)
     seen = []
     remote.subscribe(seen.append)
     result = []
@@ -278,7 +275,7 @@ def test_detach_returns_and_leaves_the_run_alone(tmp_path):
 def test_a_run_whose_process_is_gone_is_reported_lost(tmp_path):
     log = tmp_path / "b.jsonl"
     _open_log(log).close()  # the writer's lock is released without run_ended: a crashed run
-    remote = RemoteTrainer(log, poll_s=0.02, lost_after_s=0.2)
+    remote = RemoteRun(log, poll_s=0.02, lost_after_s=0.2)
     seen = []
     remote.subscribe(seen.append)
     end = remote.run()
@@ -289,7 +286,7 @@ def test_a_run_whose_process_is_gone_is_reported_lost(tmp_path):
 def test_send_failures_become_alerts(tmp_path):
     log = tmp_path / "c.jsonl"
     w = _open_log(log)
-    remote = RemoteTrainer(log, poll_s=0.02)
+    remote = RemoteRun(log, poll_s=0.02)
     seen = []
     remote.subscribe(seen.append)
     assert remote.send(C.Pause(source="dashboard")) is None  # nothing serves the socket
@@ -362,9 +359,9 @@ def test_detached_run_outlives_its_parent_and_is_steered_by_ctl(tmp_path):
 
 async def _attach_press(log: Path, key: str, action: str) -> None:
     """Open the dashboard on a detached run, press ``key``, wait for the confirmed intervention, quit."""
-    from bitnet_tui.app import make_app
+    from bitnet_tui.dashboard.app import make_app
 
-    remote = RemoteTrainer(log)
+    remote = RemoteRun(log)
     dash = make_app(mode="live", trainer=remote, session_path=log)
     async with dash.run_test(size=(100, 30)) as pilot:
         deadline = time.monotonic() + 60

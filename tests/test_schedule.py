@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from bitnet_model.config import TrainConfig
-from bitnet_model.schedule import lr_at, stage_at, wd_at
+from bitnet_model.train.config import TrainConfig
+from bitnet_model.train.schedule import lr_at, stage_at, wd_at
 
 PEAK = 1.5e-3
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_model import session as session_mod
-from bitnet_model.analysis import scripted_run
-from bitnet_model.config import ModelConfig, RunConfig, TrainConfig
-from bitnet_model.events import (
+from bitnet_model.analysis.scripted import scripted_run
+from bitnet_model.log import writer as session_mod
+from bitnet_model.log.errors import SessionError, SessionWriteError
+from bitnet_model.log.events import (
     SCHEMA_VERSION,
     Alert,
     CheckpointSaved,
@@ -26,21 +26,12 @@ from bitnet_model.events import (
     WeightsSnapshot,
     event_from_dict,
 )
-from bitnet_model.session import (
-    Follower,
-    SessionError,
-    SessionWriteError,
-    SessionWriter,
-    checkpoint_dir,
-    decode_event,
-    new_session_path,
-    read_session,
-    resolve_session,
-    safe_text,
-    session_name,
-    session_status,
-    sessions_dir,
-)
+from bitnet_model.log.follow import Follower
+from bitnet_model.log.paths import checkpoint_dir, new_session_path, resolve_session, session_name, sessions_dir
+from bitnet_model.log.reader import decode_event, read_session
+from bitnet_model.log.text import safe_text
+from bitnet_model.log.writer import SessionWriter, session_status
+from bitnet_model.train.config import ModelConfig, RunConfig, TrainConfig
 
 
 def every_kind() -> list:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_tui.app import make_app
+from bitnet_tui.dashboard.app import make_app
 
 FIXTURE = Path(__file__).parent / "fixtures" / "collapse.jsonl"
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from bitnet_model import commands as C
-from bitnet_model.events import Alert, EvalDone, Intervention, RunEnded, RunStarted, StepDone
-from bitnet_model.trainer import Trainer
+from bitnet_model.control import commands as C
+from bitnet_model.log.events import Alert, EvalDone, Intervention, RunEnded, RunStarted, StepDone
+from bitnet_model.train.trainer import Trainer
 
 
 def run_with(cfg, before=None, **kw):

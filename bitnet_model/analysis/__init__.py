@@ -1,0 +1,1 @@
+"""What a log says: the collapse detector, verdicts, summaries, the compare table, and scripted streams for tests."""

@@ -1,0 +1,123 @@
+"""Where session logs live and what they are called.
+
+:func:`sessions_dir`, :func:`session_name`, :func:`new_session_path`, :func:`checkpoint_dir`,
+:func:`list_sessions` and :func:`resolve_session` (a user's SESSION argument to a path).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from bitnet_model.log.errors import SessionError
+from bitnet_model.log.text import fmt_num, shown_path
+from bitnet_model.train.config import RunConfig, TrainConfig
+
+SESSIONS_ENV = "BITNET_TUI_SESSIONS"
+"""Environment variable naming the sessions directory."""
+SUFFIX = ".jsonl"
+
+def sessions_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The sessions directory: the explicit flag, else ``$BITNET_TUI_SESSIONS``, else ``./sessions``."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(SESSIONS_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path("sessions")
+
+
+
+
+def session_name(cfg: RunConfig, now: datetime) -> str:
+    """A readable file stem: start time, width, peak LR, then whatever differs from the defaults.
+
+    ``2026-11-24T10-31-05_h256_lr1.5e-3``; suffixes ``_nq`` (full precision),
+    ``_ls0.1``, ``_clip0.1``, ``_stage1`` (a non-default schedule), ``_seed3``.
+    """
+    t, dflt = cfg.train, TrainConfig()
+    parts = [now.strftime("%Y-%m-%dT%H-%M-%S"), f"h{cfg.model.hidden}", f"lr{fmt_num(t.peak_lr)}"]
+    if not cfg.model.quant:
+        parts.append("nq")
+    if t.label_smoothing != dflt.label_smoothing:
+        parts.append(f"ls{fmt_num(t.label_smoothing)}")
+    if t.grad_clip != dflt.grad_clip:
+        parts.append(f"clip{fmt_num(t.grad_clip)}")
+    if t.schedule != dflt.schedule:
+        parts.append(t.schedule)
+    if t.seed != dflt.seed:
+        parts.append(f"seed{t.seed}")
+    return "_".join(parts)
+
+
+def new_session_path(directory: str | os.PathLike[str], cfg: RunConfig, now: datetime | None = None) -> Path:
+    """Create (O_EXCL) and return a new, empty log file in ``directory``; never reuses a name.
+
+    Two runs started in the same second get ``name.jsonl`` and ``name-2.jsonl``.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    stem = session_name(cfg, now or datetime.now())
+    for n in range(1, 10_000):
+        path = d / (stem + (f"-{n}" if n > 1 else "") + SUFFIX)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+    raise SessionError(f"cannot find a free session name for {stem} in {shown_path(d)}")
+
+
+def checkpoint_dir(log_path: str | os.PathLike[str]) -> Path:
+    """Where a run's checkpoints go: beside its log, ``<log without .jsonl>.ckpt/``."""
+    p = Path(log_path)
+    return p.with_name(p.name.removesuffix(SUFFIX) + ".ckpt")
+
+
+def list_sessions(directory: str | os.PathLike[str]) -> list[Path]:
+    """The ``*.jsonl`` files of a sessions directory, by name (names start with the start time)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+
+
+def resolve_session(arg: str, directory: str | os.PathLike[str]) -> Path:
+    """Turn a user's SESSION argument into a path.
+
+    Accepts a path, a file name in the sessions directory (with or without
+    ``.jsonl``), a unique prefix of one, or ``latest`` (the log modified most
+    recently). Raises :class:`SessionError`.
+    """
+    d = Path(directory)
+    if arg == "latest":
+        found = list_sessions(d)
+        if not found:
+            raise SessionError(f"there are no sessions in {shown_path(d)}")
+        return max(found, key=lambda p: (_mtime(p), p.name))
+    p = Path(arg).expanduser()
+    if p.exists():
+        return p
+    if os.sep not in arg and (os.altsep is None or os.altsep not in arg):
+        for cand in (d / arg, d / (arg + SUFFIX)):
+            if cand.exists():
+                return cand
+        matches = [c for c in list_sessions(d) if c.name.startswith(arg)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            names = ", ".join(shown_path(c.name) for c in matches[:5]) + (", …" if len(matches) > 5 else "")
+            raise SessionError(
+                f"{shown_path(arg)} matches {len(matches)} sessions in {shown_path(d)} ({names}); give more of the name"
+            )
+    raise SessionError(f"{shown_path(arg)} does not exist")
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+

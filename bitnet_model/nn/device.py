@@ -1,0 +1,40 @@
+"""Where tensors run: the device a run asks for, and how many CPU threads small work gets."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from bitnet_model.train.config import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:N" or "mps"; ConfigError if it is not here."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name} was asked for but CUDA is not available here")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device mps was asked for but MPS is not available here")
+    return dev
+
+
+@contextlib.contextmanager
+def one_thread_on_cpu(device: torch.device | str) -> Iterator[None]:
+    """Run the block on one intra-op thread when ``device`` is a CPU, then restore the thread count.
+
+    For work made of many small ops (greedy decoding, per-layer statistics): one thread is as fast there,
+    and on a CPU shared with other jobs it never waits on a descheduled partner thread at every op.
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,186 @@
+"""The BitNet b1.58 decoder: RoPE, attention, gated FFN, block, language model.
+
+Reads top-down. Every projection is a :class:`~bitnet_model.nn.quant.BitLinear`; the embedding and the
+head stay full precision. With ``ModelConfig(quant=False)`` the very same classes build the
+full-precision control, so the two models differ in quantisation and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bitnet_model.nn.device import one_thread_on_cpu
+from bitnet_model.nn.quant import BitLinear
+from bitnet_model.train.config import ModelConfig
+
+
+def rope_cache(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of shape (context, head_dim) for rotate-half RoPE (LLaMA)."""
+    d = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
+    angles = torch.outer(torch.arange(cfg.context, dtype=torch.float32), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, heads, T, head_dim) by position; cos/sin are (T, head_dim)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with RoPE; q, k, v and o are BitLinear."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        h, q, e = cfg.hidden, cfg.quant, cfg.norm_eps
+        self.heads = cfg.heads
+        self.q = BitLinear(h, h, q, e)
+        self.k = BitLinear(h, h, q, e)
+        self.v = BitLinear(h, h, q, e)
+        self.o = BitLinear(h, h, q, e)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        x = self.q.norm_quant(x)  # q, k, v see the same input: normalise and quantise it once for all three
+        q, k, v = (p.project(x).view(B, T, self.heads, -1).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o(y.transpose(1, 2).reshape(B, T, C))
+
+
+class FeedForward(nn.Module):
+    """SwiGLU FFN (LLaMA, b1.58): ``down(silu(gate(x)) * up(x))``, all three BitLinear."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        h, f, q, e = cfg.hidden, cfg.ffn, cfg.quant, cfg.norm_eps
+        self.gate = BitLinear(h, f, q, e)
+        self.up = BitLinear(h, f, q, e)
+        self.down = BitLinear(f, h, q, e)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.gate.norm_quant(x)  # shared by gate and up, as q/k/v share theirs
+        return self.down(F.silu(self.gate.project(x)) * self.up.project(x))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + ffn(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        # LLaMA's learnable pre-norms stay although each BitLinear re-normalises its input: the inner norm
+        # is weightless and per token, so these carry the only learnable per-channel gain before q/k/v and
+        # gate/up. The inner norms of o and down play the part of b1.58's sub-norms.
+        self.attn_norm = nn.RMSNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.ffn_norm = nn.RMSNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.ffn = FeedForward(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class BitNetLM(nn.Module):
+    """Decoder-only language model: full-precision embedding and head around BitLinear blocks.
+
+    The head is a separate full-precision ``nn.Linear``, not tied to the embedding (LLaMA and b1.58
+    do not tie), so the head's gradients never reach the input embedding.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.norm = nn.RMSNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.head = nn.Linear(cfg.hidden, cfg.vocab_size, bias=False)
+        cos, sin = rope_cache(cfg)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        for block in self.blocks:  # residual output projections, scaled as in GPT-2 / nanoGPT
+            for w in (block.attn.o.weight, block.ffn.down.weight):
+                nn.init.normal_(w, mean=0.0, std=0.02 / math.sqrt(2 * cfg.layers))
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, label_smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab) for every position; with targets (B, T), also the mean cross-entropy."""
+        T = idx.shape[1]
+        if T > self.cfg.context:
+            raise ValueError(f"sequence length {T} exceeds context {self.cfg.context}")
+        logits = self.head(self.norm(self.trunk(idx)))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), label_smoothing=label_smoothing)
+        return logits, loss
+
+    def trunk(self, idx: torch.Tensor) -> torch.Tensor:
+        """The residual stream (B, T, hidden) after the last block, before the final norm and the head."""
+        T = idx.shape[1]
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return x
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue (B, T) token ids by max_new_tokens: greedy at temperature 0, else sampled."""
+        was_training = self.training
+        self.eval()
+        try:
+            with one_thread_on_cpu(idx.device):  # decoding is many small ops
+                for _ in range(max_new_tokens):
+                    # the head (hidden x vocab) runs on the last position only: the one that is sampled
+                    logits = self.head(self.norm(self.trunk(idx[:, -self.cfg.context :])[:, -1, :]))
+                    if temperature <= 0:
+                        nxt = logits.argmax(dim=-1, keepdim=True)
+                    else:
+                        logits = logits / temperature
+                        if top_k is not None:
+                            kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                            logits = logits.masked_fill(logits < kth, float("-inf"))
+                        nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+                    idx = torch.cat((idx, nxt), dim=1)
+        finally:
+            self.train(was_training)
+        return idx
+
+    def bitlinear_layers(self) -> list[tuple[str, BitLinear]]:
+        """Every BitLinear with its name (``blocks.0.attn.q`` ...), in module order."""
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, BitLinear)]
+
+    def num_params(self, embedding: bool = True) -> int:
+        """Parameter count; ``embedding=False`` leaves out the token embedding (the head stays)."""
+        n = sum(p.numel() for p in self.parameters())
+        return n if embedding else n - self.embed.weight.numel()
+
+    def flops_per_token(self) -> int:
+        """Training matmul FLOPs per token, forward and backward, as nanoGPT / PaLM count them.
+
+        ``6 * N + 12 * layers * hidden * context``: N is the weight count of every matmul (the BitLinears
+        and the head; the embedding is a lookup, norms are not matmuls), 6 = 2 forward + 4 backward FLOPs
+        per weight; the second term is attention's QK^T and AV over the full context, not halved for the
+        causal mask. Quantisation is ignored: the matmuls run in fp32 either way.
+        """
+        c = self.cfg
+        n = sum(m.weight.numel() for _, m in self.bitlinear_layers()) + self.head.weight.numel()
+        return 6 * n + 12 * c.layers * c.hidden * c.context

@@ -1,0 +1,1 @@
+"""Training: the run configuration, LR schedules, the optimizer, the loop, checkpoints and presets."""

@@ -1,0 +1,162 @@
+"""The dashboard's dialogs: set the LR, rewind to a checkpoint, go to a step, confirm."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from bitnet_model.control.commands import check_lr
+from bitnet_model.log.text import printable
+from bitnet_model.train.config import ConfigError
+
+
+def parse_lr(raw: str) -> tuple[float | None, str]:
+    """(value, "") for an acceptable learning rate, else (None, one sentence saying why not)."""
+    s = raw.strip()
+    if not s:
+        return None, "Type a learning rate, e.g. 5e-4."
+    try:
+        return check_lr(s), ""
+    except ConfigError as e:
+        return None, printable(str(e)[:1].upper() + str(e)[1:] + ".", 200)
+
+
+class LRDialog(ModalScreen[float | None]):
+    """Ask for a new learning rate; refuse anything the trainer would refuse."""
+
+    AUTO_FOCUS = "Input"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, current: float) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            now = f"{self.current:.3g}" if math.isfinite(self.current) else "unknown"
+            yield Label(f"New learning rate (now {now}); Enter to apply, Esc to cancel")
+            yield Input(placeholder="e.g. 5e-4", id="lr-input")
+            yield Label("", id="lr-error", classes="error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        value, why = parse_lr(event.value)
+        if value is None:
+            self.query_one("#lr-error", Label).update(Text(why))
+            return
+        self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RewindDialog(ModalScreen[tuple[int, float] | None]):
+    """Pick a checkpoint of the current run and a new learning rate: the run is forked from there."""
+
+    AUTO_FOCUS = "Input"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, steps: list[int], current: float) -> None:
+        super().__init__()
+        self.steps = list(steps)
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Rewind: fork this run from a checkpoint with a new learning rate")
+            yield OptionList(*(Option(Text(f"step {s}"), id=f"step-{s}") for s in self.steps),
+                             id="rewind-checkpoints", markup=False)
+            now = f"{self.current:.3g}" if math.isfinite(self.current) else "unknown"
+            yield Label(f"New learning rate (now {now}); Enter to fork, Esc to cancel")
+            yield Input(placeholder="e.g. 5e-4", id="rewind-lr")
+            yield Label("", id="rewind-error", classes="error")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).highlighted = len(self.steps) - 1
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        value, why = parse_lr(event.value)
+        if value is None:
+            self.query_one("#rewind-error", Label).update(Text(why))
+            return
+        index = self.query_one(OptionList).highlighted
+        if index is None or not 0 <= index < len(self.steps):
+            self.query_one("#rewind-error", Label).update(Text("Pick a checkpoint to fork from."))
+            return
+        self.dismiss((self.steps[index], value))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class StepDialog(ModalScreen[int | None]):
+    """Ask for a step to seek to."""
+
+    AUTO_FOCUS = "Input"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, last: int) -> None:
+        super().__init__()
+        self.last = last
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Go to step (0 to {self.last}); Enter to go, Esc to cancel")
+            yield Input(placeholder="step", id="step-input")
+            yield Label("", id="step-error", classes="error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        s = event.value.strip().replace("_", "").replace(",", "")
+        try:
+            v = int(s)
+        except ValueError:
+            self.query_one("#step-error", Label).update(Text("Type a whole number of steps."))
+            return
+        if v < 0:
+            self.query_one("#step-error", Label).update(Text("The step must be 0 or more."))
+            return
+        self.dismiss(v)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """A yes/no question; y/Enter confirm, n/Esc cancel."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question)
+            yield Button("Yes (y)", id="yes", variant="error")
+            yield Button("No (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
