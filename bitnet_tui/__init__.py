@@ -9,4 +9,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from bitnet_model import __version__  # noqa: E402
 
-__all__ = ["__version__"]
+__all__ = ["Monitor", "__version__"]
+
+
+def __getattr__(name: str):
+    """``from bitnet_tui import Monitor`` imports torch only when asked for (the viewer commands never are)."""
+    if name == "Monitor":
+        from bitnet_model.monitor.monitor import Monitor
+
+        return Monitor
+    raise AttributeError(f"module 'bitnet_tui' has no attribute {name!r}")

@@ -9,13 +9,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bitnet_model.analysis.summary import KEY_CONFIG, Summary, jsonable
+from bitnet_model.analysis.summary import KEY_CONFIG, Summary
+from bitnet_model.log.events import jsonable
 
 SHORT_NAMES = {
     "model.hidden": "hidden", "train.lr": "lr", "train.label_smoothing": "ls", "train.grad_clip": "clip",
     "train.schedule": "schedule", "model.quant": "quant", "train.steps": "steps", "train.seed": "seed",
     "model.layers": "layers", "model.heads": "heads", "model.ffn": "ffn", "model.context": "context",
-    "train.batch_size": "batch", "train.weight_decay": "wd", "data.data": "data",
+    "train.batch_size": "batch", "train.weight_decay": "wd", "data.data": "data", "train.optimizer": "optimizer",
+    "train.decay_all": "decay all", "model.ffn_act": "ffn act", "train.warmup_steps": "warmup",
+    "model.vocab_size": "vocab",
 }
 
 

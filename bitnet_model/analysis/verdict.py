@@ -1,121 +1,105 @@
-"""The verdict on a run: did greedy decoding collapse to a handful of tokens, and did it come back?
+"""The verdict on a run: how it ended, judged by the same detector that watched it.
 
-Reads the eval stream the way the report did. Detector states in the log win; logs without them fall
-back to :class:`~bitnet_model.train.config.DiagConfig`'s unique-token thresholds.
+The run's evals (and the ternary scales of its weight snapshots) are replayed through a fresh
+:class:`~bitnet_model.analysis.detector.CollapseDetector` with the run's own thresholds, so a verdict is the
+detector's final word and every label has an end state behind it: a run that ended with " the" as 245 of
+256 tokens is not "healthy", and a model that learned and then went back to a loss of ln(vocab) is
+"unlearned", not "not learning". The states logged at the time are kept in the timeline as they were.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bitnet_model.train.config import DiagConfig
+from bitnet_model.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
+from bitnet_model.analysis.fold import EvalPoint
 
-NEVER_COLLAPSED = "never collapsed"
-COLLAPSE_THEN_RECOVERY = "collapse then recovery"
-COLLAPSED_AND_STUCK = "collapsed and stuck"
-COLLAPSED_RECOVERING = "collapsed, recovering"
-"""Collapsed, and diversity is coming back but has not reached the recovered threshold yet."""
-COLLAPSED_AGAIN = "recovered, then collapsed again"
-NOT_LEARNING = "not learning"
-DIVERGED = "diverged"
-"""The last held-out loss is NaN or infinite."""
 NO_EVALS = "no evals yet"
-
-COLLAPSED_STATE = "collapsed"
-RECOVERED_STATE = "recovered"
-
-
-@dataclass(frozen=True)
-class EvalPoint:
-    """The part of an eval the verdict reads."""
-
-    step: int
-    val_loss: float
-    unique_tokens: int
-    state: str = ""
+DIVERGED = "diverged"
+NEVER_LEARNED = "never learned"
+UNIGRAM_PHASE = "in the unigram phase"
+STUCK_UNIGRAM = "stuck in the unigram phase"
+NEVER_DIVERSE = "learned, never diverse"
+UNLEARNED = "unlearned"
+COLLAPSING = "losing diversity"
+COLLAPSED_STAYED = "collapsed and stayed"
+COLLAPSED_RECOVERING = "collapsed, recovering"
+COLLAPSED_RECOVERED = "collapsed and recovered"
+HEALTHY = "healthy"
+LABELS = (NO_EVALS, DIVERGED, NEVER_LEARNED, UNIGRAM_PHASE, STUCK_UNIGRAM, NEVER_DIVERSE, UNLEARNED, COLLAPSING,
+          COLLAPSED_STAYED, COLLAPSED_RECOVERING, COLLAPSED_RECOVERED, HEALTHY)
+"""Every end a run can have."""
 
 
 @dataclass(frozen=True)
 class Verdict:
     label: str
+    state: str = ""
+    """The detector's final state."""
+    since: int | None = None
+    """Step the final state began."""
     collapse_step: int | None = None
-    """First eval whose detector state was collapsed (or a detector alert into collapsed)."""
+    """First eval judged collapsed."""
     recovery_step: int | None = None
-    """First recovered state after the collapse."""
+    """First eval judged recovered after the collapse."""
+    min_loss: float | None = None
+    min_step: int | None = None
+    scale_fall: float | None = None
+    """Peak mean ternary scale / the last one."""
+    evidence: str = ""
+    """The final figures, as the detector words them."""
 
 
-def verdict(
-    evals: Sequence[EvalPoint],
-    *,
-    ln_vocab: float,
-    diag: DiagConfig | None = None,
-    transitions: Iterable[tuple[int, str]] = (),
-) -> Verdict:
-    """Classify a run from its evals (and detector alerts as ``(step, state_to)`` transitions).
+def replay(evals: Sequence[EvalPoint], scales: Sequence[tuple[int, float]], *, cfg: DetectorConfig,
+           ln_vocab: float | None, unigram_entropy: float | None) -> tuple[CollapseDetector, list[tuple[int, str]]]:
+    """Run the detector over a run's evals and scale snapshots in step order; (detector, [(step, state)])."""
+    d = CollapseDetector(cfg, ln_vocab, unigram_entropy)
+    states: list[tuple[int, str]] = []
+    sc = sorted(scales)
+    i = 0
+    for e in sorted(evals, key=lambda p: p.step):
+        while i < len(sc) and sc[i][0] <= e.step:
+            d.observe_scale(*sc[i])
+            i += 1
+        d.observe(figures(e))
+        states.append((e.step, d.state))
+    for s in sc[i:]:
+        d.observe_scale(*s)
+    return d, states
 
-    - not learning: the last held-out loss is within ``diag.not_learning_margin``
-      of ln(vocab) (or above it);
-    - collapse: the first eval in state ``collapsed`` or the first transition
-      into it, whichever comes first; without any detector states, the first eval
-      at or below ``diag.collapse_unique`` unique tokens;
-    - recovery: the first ``recovered`` state after the collapse; without
-      detector states, the first eval at or above ``diag.recovered_unique``.
-    """
-    diag = diag or DiagConfig()
+
+def figures(e: EvalPoint) -> EvalFigures:
+    return EvalFigures(step=e.step, unique=e.unique_tokens, generated=e.generated_tokens, val_loss=e.val_loss,
+                       entropy=e.entropy, distinct2=e.distinct2, repetition=e.repetition)
+
+
+def verdict(evals: Sequence[EvalPoint], *, ln_vocab: float | None, unigram_entropy: float | None = None,
+            cfg: DetectorConfig | None = None, scales: Sequence[tuple[int, float]] = ()) -> Verdict:
+    """Classify a run from its evals (and weight-scale snapshots)."""
+    cfg = cfg or DetectorConfig()
     if not evals:
         return Verdict(NO_EVALS)
-    transitions = list(transitions)
-    last = evals[-1]
-    collapse, recovery = collapse_and_recovery(evals, diag=diag, transitions=transitions)
-    if not math.isfinite(last.val_loss):
-        return Verdict(DIVERGED, collapse, recovery)
-    if last.val_loss >= ln_vocab * (1 - diag.not_learning_margin):
-        return Verdict(NOT_LEARNING, collapse, recovery)
-    if collapse is None:
-        return Verdict(NEVER_COLLAPSED)
-    uses_states = any(e.state for e in evals) or bool(transitions)
-    state_now = final_state(evals, transitions) if uses_states else ""
-    if recovery is not None:
-        relapsed = (
-            state_now == COLLAPSED_STATE if uses_states else last.unique_tokens <= diag.collapse_unique
-        )
-        return Verdict(COLLAPSED_AGAIN if relapsed else COLLAPSE_THEN_RECOVERY, collapse, recovery)
-    recovering = (
-        state_now == "recovering" if uses_states else last.unique_tokens > diag.collapsing_unique
-    )
-    return Verdict(COLLAPSED_RECOVERING if recovering else COLLAPSED_AND_STUCK, collapse, recovery)
-
-
-def final_state(evals: Sequence[EvalPoint], transitions: Sequence[tuple[int, str]]) -> str:
-    """The detector state in force at the end: the later of the last eval state and the last transition."""
-    state, at = "", -1
-    for e in evals:
-        if e.state:
-            state, at = e.state, e.step
-    for step, to in transitions:
-        if to and step >= at:
-            state, at = to, step
-    return state
-
-
-def collapse_and_recovery(
-    evals: Sequence[EvalPoint], *, diag: DiagConfig | None = None, transitions: Iterable[tuple[int, str]] = ()
-) -> tuple[int | None, int | None]:
-    """(collapse step, recovery step) as :func:`verdict` defines them; None where it did not happen."""
-    diag = diag or DiagConfig()
-    transitions = list(transitions)
-    if any(e.state for e in evals) or transitions:
-        marks = sorted([(e.step, e.state) for e in evals if e.state] + [(s, t) for s, t in transitions if t])
-        collapse = next((s for s, st in marks if st == COLLAPSED_STATE), None)
-        if collapse is None:
-            return None, None
-        recovery = next((s for s, st in marks if st == RECOVERED_STATE and s > collapse), None)
-        return collapse, recovery
-    collapse = next((e.step for e in evals if e.unique_tokens <= diag.collapse_unique), None)
-    if collapse is None:
-        return None, None
-    recovery = next((e.step for e in evals if e.step > collapse and e.unique_tokens >= diag.recovered_unique), None)
-    return collapse, recovery
-
+    d, states = replay(evals, scales, cfg=cfg, ln_vocab=ln_vocab, unigram_entropy=unigram_entropy)
+    last = max(evals, key=lambda p: p.step)
+    collapse = next((s for s, st in states if st == "collapsed"), None)
+    recovery = next((s for s, st in states if st == "recovered" and collapse is not None and s > collapse), None)
+    fall = d.peak_scale / d.last_scale if d.peak_scale and d.last_scale else None
+    common = {"state": d.state, "since": d.since_step, "collapse_step": collapse, "recovery_step": recovery,
+              "min_loss": d.min_loss, "min_step": d.min_step, "scale_fall": fall, "evidence": d.evidence(figures(last))}
+    if last.val_loss is not None and not math.isfinite(last.val_loss):
+        return Verdict(DIVERGED, **common)
+    label = {
+        "not_learning": NEVER_LEARNED,
+        "unlearning": UNLEARNED,
+        "healthy": HEALTHY,
+        "recovered": COLLAPSED_RECOVERED,
+        "recovering": COLLAPSED_RECOVERING,
+        "collapsing": COLLAPSING,
+    }.get(d.state)
+    if label is None and d.state == "unigram":
+        label = STUCK_UNIGRAM if d.evals_in_state >= cfg.stuck_evals else UNIGRAM_PHASE
+    if label is None:  # collapsed
+        label = COLLAPSED_STAYED if d.diverse else NEVER_DIVERSE
+    return Verdict(label, **common)

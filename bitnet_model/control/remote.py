@@ -29,7 +29,7 @@ Subscriber = Callable[[Event], None]
 
 
 class RemoteRun:
-    """Looks like a :class:`~bitnet_model.trainer.Trainer` to the dashboard, for a run in another process.
+    """A :class:`~bitnet_model.control.handle.RunHandle` for a run in another process.
 
     :meth:`run` follows the session log, calling subscribers with every event
     from the header on, in the calling thread, until the log's ``run_ended``,
@@ -54,7 +54,7 @@ class RemoteRun:
         self.run_name = self.path.name.removesuffix(SUFFIX)
         self.total_steps = 0
         self.device = "?"
-        self.step = 0
+        self.step_count = 0
         self.paused = False
         self.last_end: RunEnded | None = None
         self.error: BaseException | None = None
@@ -63,6 +63,10 @@ class RemoteRun:
         self._local: list[Event] = []
         self._local_lock = threading.Lock()
         self._detached = threading.Event()
+
+    @property
+    def session_path(self) -> Path:
+        return self.path
 
     def subscribe(self, fn: Subscriber) -> None:
         self._subs.append(fn)
@@ -95,7 +99,7 @@ class RemoteRun:
             self.paused = ev.action == "pause"
         if isinstance(ev, RunEnded):
             self.last_end = ev
-        self.step = max(self.step, ev.step)
+        self.step_count = max(self.step_count, ev.step)
 
     def send(self, cmd: C.Command) -> dict[str, Any] | None:
         """Forward a command; never raises. Returns the reply, or None when the socket could not be reached."""
@@ -110,7 +114,7 @@ class RemoteRun:
 
     def _local_alert(self, message: str) -> None:
         with self._local_lock:
-            self._local.append(Alert(step=self.step, time=time.time(), level="error", code="remote",
+            self._local.append(Alert(step=self.step_count, time=time.time(), level="error", code="remote",
                                      message=safe_text(message, newlines=False, limit=500)))
 
     def detach(self) -> None:
@@ -140,7 +144,7 @@ class RemoteRun:
                 if self.last_end is not None:
                     return self.last_end
                 if self._detached.is_set():
-                    return RunEnded(step=self.step, time=time.time(), reason="detached")
+                    return RunEnded(step=self.step_count, time=time.time(), reason="detached")
                 events = self.follower.poll()
                 if events:
                     quiet_since = time.monotonic()
@@ -152,14 +156,14 @@ class RemoteRun:
                         self._take(self.follower.poll())  # the last lines written before it went
                         if self.last_end is None:
                             msg = "the run's process is gone: its log ends without run_ended (it crashed or was killed)"
-                            self._deliver([*self._backlog, Alert(step=self.step, time=time.time(), level="error",
+                            self._deliver([*self._backlog, Alert(step=self.step_count, time=time.time(), level="error",
                                                                  code="crash", message=msg)])
                             self._backlog = []
-                            return RunEnded(step=self.step, time=time.time(), reason="lost", error=msg)
+                            return RunEnded(step=self.step_count, time=time.time(), reason="lost", error=msg)
                 self._detached.wait(self.poll_s)
         except SessionError as e:
             self.error = e
-            self._deliver([Alert(step=self.step, time=time.time(), level="error", code="remote",
+            self._deliver([Alert(step=self.step_count, time=time.time(), level="error", code="remote",
                                  message=safe_text(e, newlines=False, limit=500))])
-            return RunEnded(step=self.step, time=time.time(), reason="lost", error=str(e))
+            return RunEnded(step=self.step_count, time=time.time(), reason="lost", error=str(e))
 

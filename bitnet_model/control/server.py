@@ -23,20 +23,21 @@ from bitnet_model.log.text import shown_path
 
 MAX_CLIENTS = 8
 """Connections served at once; more are refused."""
-CLIENT_IDLE_S = 60.0
-"""A connection silent this long is closed."""
+CONNECTION_S = 10.0
+"""A connection is closed this long after it opened, however it trickles: eight slow clients cannot hold
+every slot (each request is one connection; clients reconnect)."""
 
 
 class ControlServer:
-    """Serves a trainer's control socket in background threads until :meth:`close`.
+    """Serves a run's control socket in background threads until :meth:`close`.
 
-    ``trainer`` needs only ``send(cmd)``, ``step``, ``paused`` and ``run_name``.
+    ``run`` needs only ``send(cmd)``, ``step_count``, ``paused`` and ``run_name`` (a Monitor).
     Raises :class:`ControlError` if the socket cannot be made (a live one is
     already there, an unsafe directory, a path that is not a socket).
     """
 
-    def __init__(self, trainer: Any, path: str | os.PathLike[str], *, allowed_uid: int | None = None) -> None:
-        self.trainer = trainer
+    def __init__(self, run: Any, path: str | os.PathLike[str], *, allowed_uid: int | None = None) -> None:
+        self.run = run
         self.path = Path(path)
         self.allowed_uid = os.geteuid() if allowed_uid is None else allowed_uid
         self.refused = 0
@@ -46,11 +47,18 @@ class ControlServer:
         self._lock = threading.Lock()
         check_directory(self.path.parent)
         if os.path.lexists(self.path):
-            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
-                raise ControlError(errno.EEXIST, f"{shown_path(self.path)} exists and is not a socket; not replacing it")
+            st = os.lstat(self.path)
+            shown = shown_path(self.path)
+            if not stat.S_ISSOCK(st.st_mode):
+                raise ControlError(errno.EEXIST, f"{shown} exists and is not a socket; not replacing it")
+            if st.st_uid != os.geteuid():
+                raise ControlError(errno.EPERM, f"{shown} belongs to another user; not replacing it")
             if is_live(self.path):
-                raise ControlError(errno.EADDRINUSE, f"{shown_path(self.path)} is already served by a running process")
-            os.unlink(self.path)  # left by a run that died
+                raise ControlError(errno.EADDRINUSE, f"{shown} is already served by a running process")
+            try:
+                os.unlink(self.path)  # left by a run that died
+            except OSError as e:
+                raise ControlError(e.errno, f"cannot replace the stale socket {shown} ({e.strerror})") from None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o077)
         try:
@@ -58,7 +66,8 @@ class ControlServer:
                 sock.bind(a)
         except OSError as e:
             sock.close()
-            raise ControlError(e.errno, f"cannot create control socket {shown_path(self.path)} ({e.strerror})") from None
+            raise ControlError(e.errno, f"cannot create control socket {shown_path(self.path)} ({e.strerror})") \
+                from None
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
@@ -106,7 +115,7 @@ class ControlServer:
             conn.close()
 
     def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(CLIENT_IDLE_S)
+        deadline = time.monotonic() + CONNECTION_S
         buf = b""
         try:
             while not self._closed.is_set():
@@ -115,6 +124,10 @@ class ControlServer:
                     if len(buf) > MAX_REQUEST_BYTES:
                         conn.sendall(b'{"ok": false, "error": "request too long"}\n')
                         return
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    conn.settimeout(left)
                     try:
                         chunk = conn.recv(4096)
                     except TimeoutError:
@@ -148,9 +161,9 @@ class ControlServer:
         except ValueError as e:
             return {"ok": False, "error": str(e)}
         if cmd is not None:
-            self.trainer.send(cmd)
+            self.run.send(cmd)
             return {"ok": True}
-        return {"ok": True, "run": self.trainer.run_name, "step": self.trainer.step, "paused": self.trainer.paused}
+        return {"ok": True, "run": self.run.run_name, "step": self.run.step_count, "paused": self.run.paused}
 
     def close(self) -> None:
         """Stop serving and remove the socket file (if it is still ours). Idempotent."""

@@ -1,1 +1,2 @@
-"""Text, tokenizer and batches: ``corpus`` -> ``tokenizer`` -> ``dataset`` (:func:`~bitnet_model.data.dataset.load_data`)."""
+"""Text, tokenizer and batches: ``corpus`` -> ``tokenizer`` -> ``dataset``
+(:func:`~bitnet_model.data.dataset.load_data`)."""

@@ -69,6 +69,11 @@ class Batches:
             "generator": self._gen.get_state(),
         }
 
+    def reseed(self, step: int) -> None:
+        """A fresh order for a run that continues at ``step`` with another world size (not bit-exact)."""
+        self._gen.manual_seed(self.seed * 7919 + step)
+        self.served = 0
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k in ("batch_size", "context", "tokens"):
             mine = self.batch_size if k == "batch_size" else self.context if k == "context" else self.stream.numel()
@@ -131,9 +136,19 @@ class Data:
             self._texts = texts
         return self._texts
 
-    def batches(self, batch_size: int, seed: int) -> Batches:
-        """Endless random training batches; same seed, same batches; see :meth:`Batches.state_dict`."""
-        return Batches(self.train, batch_size, self.context, seed)
+    def batches(self, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
+        """Endless random training batches; same seed, same batches; see :meth:`Batches.state_dict`. With
+        ``world`` > 1, rank ``rank`` draws from its own contiguous 1/world of the stream, with its own seed."""
+        if world <= 1:
+            return Batches(self.train, batch_size, self.context, seed)
+        n = self.train.numel()
+        lo, hi = n * rank // world, n * (rank + 1) // world
+        shard = self.train[lo:min(n, hi + self.context + 1)]
+        return Batches(shard, batch_size, self.context, seed * 1_000_003 + rank)
+
+    def unigram_counts(self, vocab_size: int) -> torch.Tensor:
+        """Token counts of the training stream over ``vocab_size`` ids (padding ids count 0)."""
+        return torch.bincount(self.train, minlength=vocab_size)[:vocab_size]
 
     def val_batches(self, batch_size: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``n`` fixed held-out batches whose windows are evenly spaced over the validation stream."""

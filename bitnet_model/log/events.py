@@ -1,20 +1,24 @@
-"""The event stream: the only way the trainer tells the world what it does.
+"""The event stream: the only way a run tells the world what it does.
 
-Events are frozen dataclasses holding plain values (floats, ints, strings,
-tuples): never tensors, never shared mutable containers, so they may cross
-threads freely. Every consumer (session log, dashboard, headless display,
-tests) sees the same objects. ``to_dict``/``event_from_dict`` give the JSON
-shape written to session logs; non-finite floats become the strings "NaN",
-"Infinity" and "-Infinity" so every line stays valid JSON.
+Events are frozen, slotted dataclasses holding plain values (floats, ints, strings, tuples, and dicts
+nobody mutates): never tensors, so they may cross threads freely. Every consumer (session log, dashboard,
+headless display, tests) sees the same objects. ``to_dict`` gives the JSON written to session logs;
+non-finite floats become the strings "NaN", "Infinity" and "-Infinity" so every line stays valid JSON.
+Reading them back is :mod:`bitnet_model.log.schema`.
+
+Schema 2 (this version) opened the format to any training loop: the header's BitNet- and corpus-specific
+fields are optional, step and eval events carry an ``extra`` mapping of user metrics, and alerts carry
+their evidence in ``data``. Schema 1 logs still read.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +31,14 @@ class Event:
     """Wall-clock seconds since the epoch when the event was made."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object for the log. Optional fields at their empty default (None, {}, ()) are left out:
+        a reader fills them back in, and a step line stays as short as schema 1's."""
         d: dict[str, Any] = {"kind": self.kind}
         for f in fields(self):
-            d[f.name] = _jsonable(getattr(self, f.name))
+            v = getattr(self, f.name)
+            if (v is None or v == {} or v == ()) and (f.default is not MISSING or f.default_factory is not MISSING):
+                continue
+            d[f.name] = jsonable(v)
         return d
 
 
@@ -41,23 +50,33 @@ class RunStarted(Event):
     schema: int
     run_name: str
     config: dict[str, Any]
-    """RunConfig.to_dict(), with the LR resolved."""
-    corpus: dict[str, Any]
-    """name, source, sha256, characters, train/val tokens."""
-    tokenizer: dict[str, Any]
-    """kind, vocab_size, sha256, path."""
-    versions: dict[str, str]
-    argv: tuple[str, ...]
-    device: str
-    params: int
+    """The run's configuration: bitnet-tui's RunConfig.to_dict(), or whatever a user's loop passed."""
+    versions: dict[str, str] = field(default_factory=dict)
+    argv: tuple[str, ...] = ()
+    device: str = ""
+    corpus: dict[str, Any] = field(default_factory=dict)
+    """name, source, sha256, characters, train/val tokens (bitnet-tui's own runs)."""
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    """kind, vocab_size (what the tokenizer has), sha256, path."""
+    params: int | None = None
     """Parameters, embeddings included."""
-    ln_vocab: float
+    vocab_size: int | None = None
+    """The model's output vocabulary (padded beyond the tokenizer's when asked)."""
+    ln_vocab: float | None = None
     """Loss of a model that predicts uniformly over the vocabulary."""
-    unigram_entropy: float
+    unigram_entropy: float | None = None
     """Loss of a model that predicts only token frequencies (nats)."""
-    total_steps: int
+    total_steps: int | None = None
     parent: dict[str, Any] | None = None
-    """For a forked or resumed session: {"session": path, "step": fork step}."""
+    """For a forked or resumed session: {"session": path, "name", "step": fork step, "relation"}."""
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    """name, lr, betas, weight_decay and where decay applies (the optimizer audit's reading)."""
+    audit: tuple[dict[str, Any], ...] = ()
+    """Findings of the optimizer audit at start: {code, message, fix}."""
+    world: dict[str, Any] = field(default_factory=dict)
+    """Distributed runs: size, backend, devices."""
+    source: str = ""
+    """What produced the log: bitnet-tui's trainer, a user's loop under Monitor, an HF or Lightning callback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +86,20 @@ class StepDone(Event):
     kind: ClassVar[str] = "step"
     loss: float
     lr: float
-    weight_decay: float
-    grad_norm: float
+    weight_decay: float = 0.0
+    grad_norm: float | None = None
     """Global gradient norm before clipping."""
-    tokens_per_s: float
-    stage: int
-    """1 or 2 (two-stage schedule); 1 for the others."""
+    tokens_per_s: float | None = None
+    stage: int = 1
+    """1 or 2 (two-stage schedules); 1 for the others."""
+    lr_spread: float | None = None
+    """Distributed runs: max - min of the LR across ranks (0 when they agree)."""
+    mfu: float | None = None
+    """Model FLOPs utilisation against the device's peak, where known."""
+    peak_mem_mb: float | None = None
+    """Peak device memory since the last step event (CUDA)."""
+    extra: dict[str, float] = field(default_factory=dict)
+    """User metrics passed to ``Monitor.step(**metrics)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,59 +107,73 @@ class EvalDone(Event):
     """Held-out loss and what greedy decoding looks like right now."""
 
     kind: ClassVar[str] = "eval"
-    val_loss: float
     unique_tokens: int
     """Distinct token ids across all greedy continuations."""
     generated_tokens: int
-    distinct2: float
+    val_loss: float | None = None
+    distinct2: float = 0.0
     """Distinct bigrams / bigrams, across continuations."""
-    top_share: float
+    top_share: float = 0.0
     """Share of generated tokens taken by the most frequent one."""
-    top_tokens: tuple[tuple[str, int], ...]
+    top_tokens: tuple[tuple[str, int], ...] = ()
     """Most frequent generated tokens (text, count), most frequent first."""
-    entropy: float
+    entropy: float | None = None
     """Mean predictive entropy (nats) on held-out text."""
-    samples: tuple[str, ...]
+    samples: tuple[str, ...] = ()
     """Greedy continuations, decoded; untrusted text (escape before display)."""
     prompts: tuple[str, ...] = ()
     state: str = ""
     """Collapse detector state after this eval."""
+    repetition: float | None = None
+    """Mean over prompts of the share of a continuation's tokens that repeat an earlier token of it."""
+    kl_unigram: float | None = None
+    """Mean KL(model || unigram) on held-out text: ~0 for a model that predicts only frequencies."""
+    report_unique: int | None = None
+    """The report's metric: unique argmax tokens over ``report_prompts`` prompts of 8 random token ids."""
+    report_prompts: int | None = None
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class LayerWeights:
-    """Ternary weight statistics of one BitLinear layer."""
+    """Ternary weight statistics of one quantised layer."""
 
     name: str
     neg: float
     zero: float
     pos: float
     scale: float
-    """absmean scale of the latent weights."""
+    """absmean of the latent weights: the ternary scale."""
     flip_rate: float
     """Share of ternary values that changed since the previous snapshot (NaN at the first)."""
     near_boundary: float
     """Share of latent weights within 5% of a rounding boundary (|w/scale| near 0.5)."""
+    rms: float | None = None
+    """RMS of the latent weights."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
 class WeightsSnapshot(Event):
     kind: ClassVar[str] = "weights"
     layers: tuple[LayerWeights, ...]
+    norm_gain: float | None = None
+    """Mean |gain| of the model's RMSNorm/LayerNorm weights (coupled L2 decay pulls them toward 0)."""
+    embed_norm: float | None = None
+    """RMS of the token embedding."""
 
 
 @dataclass(frozen=True, slots=True)
 class Alert(Event):
-    """A detector state change, a non-finite loss, a write failure, a crash."""
+    """A detector state change, a non-finite loss, a write failure, a crash, an audit finding."""
 
     kind: ClassVar[str] = "alert"
     level: str
     """info, warning or error."""
     code: str
-    """detector, nonfinite, io, crash."""
+    """detector, decay, nonfinite, io, crash, audit, command, checkpoint, remote, output."""
     message: str
     state_from: str = ""
     state_to: str = ""
@@ -140,25 +181,31 @@ class Alert(Event):
     val_loss: float | None = None
     top_tokens: tuple[tuple[str, int], ...] = ()
     sample: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The figures behind the alert (shares, thresholds, lowest loss, scales)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Intervention(Event):
-    """A command the trainer applied: what changed, old -> new, who asked."""
+    """A command the run applied: what changed, old -> new, who asked."""
 
     kind: ClassVar[str] = "intervention"
     action: str
-    """set_lr, scale_lr, undo_lr, pause, resume, stop, checkpoint, eval."""
+    """A command's wire name (set_lr, scale_lr, undo_lr, pause, resume, stop, checkpoint, eval)."""
     old: float | str | None
     new: float | str | None
     source: str
-    """dashboard, cli, api, detector, ..."""
+    """dashboard, cli, remote, signal, auto: ..., api."""
 
 
 @dataclass(frozen=True, slots=True)
 class CheckpointSaved(Event):
     kind: ClassVar[str] = "checkpoint"
     path: str
+    pinned: bool = False
+    """Asked for by a person (kept when older periodic checkpoints are pruned)."""
+    removed: tuple[str, ...] = ()
+    """Older periodic checkpoints deleted to keep the newest ``--keep-checkpoints``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +214,7 @@ class RunEnded(Event):
 
     kind: ClassVar[str] = "run_ended"
     reason: str
-    """finished, stopped, interrupted, hangup, error."""
+    """finished, stopped, interrupted, terminated, hangup, nonfinite, error, rank_failed."""
     error: str = ""
 
 
@@ -176,144 +223,16 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """A value as it is written to JSON: non-finite floats as strings, tuples as lists."""
     if isinstance(v, float):
         if math.isfinite(v):
             return v
         return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
     if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, LayerWeights):
         return v.to_dict()
     return v
-
-
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-class EventFormatError(ValueError):
-    """A dict does not describe an event of this schema."""
-
-
-def _as_float(name: str, v: Any) -> float:
-    if isinstance(v, str) and v in _NONFINITE:
-        return _NONFINITE[v]
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise EventFormatError(f"{name} must be a number, got {type(v).__name__}")
-    return float(v)
-
-
-_INT_LIMIT = 1 << 62
-"""Counts beyond this are not from a real run (and would overflow float conversion downstream)."""
-
-
-def _as_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise EventFormatError(f"{name} must be an integer, got {type(v).__name__}")
-    if not -_INT_LIMIT < v < _INT_LIMIT:
-        raise EventFormatError(f"{name} is out of range")
-    return v
-
-
-def _as_str(name: str, v: Any, limit: int = 100_000) -> str:
-    if not isinstance(v, str):
-        raise EventFormatError(f"{name} must be a string, got {type(v).__name__}")
-    return v[:limit]
-
-
-def _as_pairs(name: str, v: Any) -> tuple[tuple[str, int], ...]:
-    if not isinstance(v, list):
-        raise EventFormatError(f"{name} must be a list")
-    out = []
-    for item in v[:1000]:
-        if not (isinstance(item, list) and len(item) == 2):
-            raise EventFormatError(f"{name} items must be [text, count] pairs")
-        out.append((_as_str(name, item[0], 1000), _as_int(name, item[1])))
-    return tuple(out)
-
-
-def _as_strs(name: str, v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list):
-        raise EventFormatError(f"{name} must be a list")
-    return tuple(_as_str(name, x) for x in v[:1000])
-
-
-_LAYER_FLOATS = ("neg", "zero", "pos", "scale", "flip_rate", "near_boundary")
-
-
-def event_from_dict(d: Any) -> Event:
-    """Validate one decoded JSON object and build its event. Raises EventFormatError."""
-    if not isinstance(d, dict):
-        raise EventFormatError("an event must be a JSON object")
-    kind = d.get("kind")
-    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise EventFormatError(f"unknown event kind {kind!r}"[:200])
-    kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name in d:
-            kwargs[f.name] = d[f.name]
-    try:
-        return _coerce(cls, kwargs)
-    except EventFormatError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise EventFormatError(f"bad {kind} event: {e}"[:300]) from None
-
-
-_FLOATS = {
-    "time", "loss", "lr", "weight_decay", "grad_norm", "tokens_per_s", "val_loss", "distinct2", "top_share",
-    "entropy", "ln_vocab", "unigram_entropy",
-}
-_INTS = {"step", "stage", "unique_tokens", "generated_tokens", "schema", "params", "total_steps"}
-_STRS = {"run_name", "device", "level", "code", "message", "state_from", "state_to", "sample", "action", "source",
-         "path", "reason", "error", "state"}
-_DICTS = {"config", "corpus", "tokenizer", "versions"}
-
-
-def _coerce(cls: type[Event], kw: dict[str, Any]) -> Event:
-    out: dict[str, Any] = {}
-    for name, v in kw.items():
-        if v is None and name in ("val_loss", "unique_tokens", "parent", "old", "new"):
-            out[name] = None
-        elif name in _FLOATS:
-            out[name] = _as_float(name, v)
-        elif name in _INTS:
-            out[name] = _as_int(name, v)
-        elif name in _STRS:
-            out[name] = _as_str(name, v)
-        elif name in _DICTS or name == "parent":
-            if not isinstance(v, dict):
-                raise EventFormatError(f"{name} must be an object")
-            out[name] = v
-        elif name == "top_tokens":
-            out[name] = _as_pairs(name, v)
-        elif name in ("samples", "prompts", "argv"):
-            out[name] = _as_strs(name, v)
-        elif name in ("old", "new"):
-            if isinstance(v, str) and v in _NONFINITE:
-                v = _NONFINITE[v]
-            if not isinstance(v, (int, float, str)) or isinstance(v, bool):
-                raise EventFormatError(f"{name} must be a number or a string")
-            out[name] = v[:1000] if isinstance(v, str) else float(v)
-        elif name == "layers":
-            if not isinstance(v, list):
-                raise EventFormatError("layers must be a list")
-            layers = []
-            for item in v[:10_000]:
-                if not isinstance(item, dict):
-                    raise EventFormatError("each layer must be an object")
-                layers.append(
-                    LayerWeights(
-                        name=_as_str("name", item.get("name"), 200),
-                        **{k: _as_float(k, item.get(k)) for k in _LAYER_FLOATS},
-                    )
-                )
-            out[name] = tuple(layers)
-    try:
-        return cls(**out)
-    except TypeError:
-        missing = [f.name for f in fields(cls) if f.name not in out and f.default is MISSING]
-        raise EventFormatError(f"{cls.kind} event is missing {', '.join(missing)}"[:200]) from None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bitnet_model.log.errors import SessionError
 from bitnet_model.log.events import Event, RunEnded, RunStarted
-from bitnet_model.log.reader import MAX_LINE_BYTES, decode_event, parse_header
+from bitnet_model.log.reader import MAX_LINE_BYTES, decode_event, open_regular, parse_header
 from bitnet_model.log.text import shown_path
 
 
@@ -36,18 +36,20 @@ class Follower:
     def poll(self) -> list[Event]:
         shown = shown_path(self.path)
         try:
-            with open(self.path, "rb") as f:
+            f = open_regular(self.path)
+        except SessionError:
+            if not self.path.exists() and not self.path.is_symlink():
+                if self._offset:
+                    raise SessionError(f"{shown} was deleted while being watched") from None
+                return []
+            raise
+        try:
+            with f:
                 size = os.fstat(f.fileno()).st_size
                 if size < self._offset:
                     raise SessionError(f"{shown} shrank while being watched (it was truncated or replaced)")
                 f.seek(self._offset)
                 data = f.read(min(self.max_read, size - self._offset))
-        except FileNotFoundError:
-            if self._offset:
-                raise SessionError(f"{shown} was deleted while being watched") from None
-            return []
-        except IsADirectoryError:
-            raise SessionError(f"{shown} is a directory") from None
         except OSError as e:
             raise SessionError(f"{shown} cannot be read ({e.strerror or e})") from None
         self._offset += len(data)

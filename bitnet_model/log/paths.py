@@ -7,16 +7,16 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from pathlib import Path
 
 from bitnet_model.log.errors import SessionError
-from bitnet_model.log.text import fmt_num, shown_path
-from bitnet_model.train.config import RunConfig, TrainConfig
+from bitnet_model.log.text import shown_path
 
 SESSIONS_ENV = "BITNET_TUI_SESSIONS"
 """Environment variable naming the sessions directory."""
 SUFFIX = ".jsonl"
+SIBLINGS = (".ckpt", ".sock", ".out")
+"""Files a run keeps beside its log, named after it."""
 
 def sessions_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The sessions directory: the explicit flag, else ``$BITNET_TUI_SESSIONS``, else ``./sessions``."""
@@ -30,41 +30,23 @@ def sessions_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 
-def session_name(cfg: RunConfig, now: datetime) -> str:
-    """A readable file stem: start time, width, peak LR, then whatever differs from the defaults.
+def new_session_path(directory: str | os.PathLike[str], stem: str) -> Path:
+    """Create (O_EXCL, never through a symlink) and return a new, empty log file in ``directory``; never reuses a
+    name. Two runs started in the same second get ``name.jsonl`` and ``name-2.jsonl``. The run's other files
+    (``.ckpt/``, ``.sock``, ``.out``) are named after it, so its name is claimed before any of them exist."""
+    from bitnet_model.safefs import check_writable_dir
 
-    ``2026-11-24T10-31-05_h256_lr1.5e-3``; suffixes ``_nq`` (full precision),
-    ``_ls0.1``, ``_clip0.1``, ``_stage1`` (a non-default schedule), ``_seed3``.
-    """
-    t, dflt = cfg.train, TrainConfig()
-    parts = [now.strftime("%Y-%m-%dT%H-%M-%S"), f"h{cfg.model.hidden}", f"lr{fmt_num(t.peak_lr)}"]
-    if not cfg.model.quant:
-        parts.append("nq")
-    if t.label_smoothing != dflt.label_smoothing:
-        parts.append(f"ls{fmt_num(t.label_smoothing)}")
-    if t.grad_clip != dflt.grad_clip:
-        parts.append(f"clip{fmt_num(t.grad_clip)}")
-    if t.schedule != dflt.schedule:
-        parts.append(t.schedule)
-    if t.seed != dflt.seed:
-        parts.append(f"seed{t.seed}")
-    return "_".join(parts)
-
-
-def new_session_path(directory: str | os.PathLike[str], cfg: RunConfig, now: datetime | None = None) -> Path:
-    """Create (O_EXCL) and return a new, empty log file in ``directory``; never reuses a name.
-
-    Two runs started in the same second get ``name.jsonl`` and ``name-2.jsonl``.
-    """
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    stem = session_name(cfg, now or datetime.now())
+    d = check_writable_dir(directory, "sessions directory")
     for n in range(1, 10_000):
         path = d / (stem + (f"-{n}" if n > 1 else "") + SUFFIX)
+        if any(os.path.lexists(path.with_name(path.name.removesuffix(SUFFIX) + s)) for s in SIBLINGS):
+            continue  # another run's (or a planted) sibling holds this name
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except FileExistsError:
             continue
+        except OSError as e:
+            raise SessionError(f"cannot create a session log in {shown_path(d)} ({e.strerror})") from None
         os.close(fd)
         return path
     raise SessionError(f"cannot find a free session name for {stem} in {shown_path(d)}")

@@ -8,27 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from bitnet_model.log.errors import SessionError
-from bitnet_model.log.events import (
-    SCHEMA_VERSION,
-    Event,
-    EventFormatError,
-    RunEnded,
-    RunStarted,
-    StepDone,
-    event_from_dict,
-)
+from bitnet_model.log.events import READABLE_SCHEMAS, Event, RunEnded, RunStarted, StepDone
 from bitnet_model.log.paths import SUFFIX
+from bitnet_model.log.schema import BIG, Decoded, EventFormatError, event_from_dict
 from bitnet_model.log.text import safe_text, shown_path
 from bitnet_model.log.writer import STATUS_CRASHED, session_status, writer_lock_held
 
 MAX_LINE_BYTES = 1 << 20
 """Lines longer than this are counted as malformed and skipped without being loaded whole."""
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"bare {name} is not valid JSON")
@@ -47,16 +42,18 @@ def _loads(raw: bytes) -> Any:
 
 _STEP_KEYS = frozenset(("kind", "step", "time", "loss", "lr", "weight_decay", "grad_norm", "tokens_per_s", "stage"))
 _NUMBER = frozenset((int, float))
+_NO_EXTRA: dict[str, float] = {}
+"""Shared by fast-path step events (events are never mutated)."""
 _new = object.__new__
 _set = object.__setattr__
 
 
-def decode_event(raw: bytes) -> Event:
-    """One log line (bytes, without the newline) to an event. Raises ``ValueError``
-    (``EventFormatError`` or a JSON/Unicode error)."""
+def decode_event(raw: bytes, dmg: Decoded | None = None) -> Event:
+    """One log line (bytes, without the newline) to an event. Raises ``ValueError`` (``EventFormatError`` or
+    a JSON/Unicode error). Values out of their field's range are counted in ``dmg`` and shown as missing."""
     d = _loads(raw)
-    # Fast path for the line that makes up almost all of a log: same checks as event_from_dict
-    # for plain numbers, and the frozen (slotted) dataclass filled without running its __init__.
+    # Fast path for the line that makes up almost all of a log: the same rules as event_from_dict for plain
+    # in-range numbers, and the frozen (slotted) dataclass filled without running its __init__.
     if type(d) is dict and d.get("kind") == "step" and d.keys() == _STEP_KEYS:
         step, stage = d["step"], d["stage"]
         t, loss, lr, wd, gn, tps = d["time"], d["loss"], d["lr"], d["weight_decay"], d["grad_norm"], d["tokens_per_s"]
@@ -64,6 +61,8 @@ def decode_event(raw: bytes) -> Event:
         if (
             type(step) is int and type(stage) is int and type(t) in num and type(loss) in num
             and type(lr) in num and type(wd) in num and type(gn) in num and type(tps) in num
+            and 0 <= step <= BIG and 0 <= stage <= 10 and 0 <= t <= 1e11 and -1e6 <= loss <= 1e6
+            and 0 <= lr <= 100 and 0 <= wd <= 1000 and 0 <= gn <= 1e30 and 0 <= tps <= 1e13
         ):
             ev = _new(StepDone)
             _set(ev, "step", step)
@@ -74,8 +73,12 @@ def decode_event(raw: bytes) -> Event:
             _set(ev, "grad_norm", float(gn))
             _set(ev, "tokens_per_s", float(tps))
             _set(ev, "stage", stage)
+            _set(ev, "lr_spread", None)
+            _set(ev, "mfu", None)
+            _set(ev, "peak_mem_mb", None)
+            _set(ev, "extra", _NO_EXTRA)
             return ev
-    return event_from_dict(d)
+    return event_from_dict(d, dmg)
 
 
 def _kind_prefix(kind: str) -> bytes:
@@ -105,6 +108,8 @@ class SessionData:
     """Lines not decoded because their kind was in ``read_session(skip=...)``, by kind."""
     last_skipped: dict[str, Event] = field(default_factory=dict)
     """The last event of each skipped kind (decoded), e.g. the final step."""
+    damage: int = 0
+    """Values out of their field's range, shown as missing (see :mod:`bitnet_model.log.schema`)."""
 
     @property
     def name(self) -> str:
@@ -119,21 +124,28 @@ class SessionData:
         return [self.header, *self.events]
 
 
-def _open_for_reading(path: Path) -> BinaryIO:
+def open_regular(path: Path) -> BinaryIO:
+    """Open a file for reading without ever blocking: a FIFO, a device (``/dev/zero``) or a directory is
+    refused with one sentence instead of hanging the reader. Symlinks to regular files are followed."""
     shown = shown_path(path)
     try:
-        if path.is_dir():
-            raise SessionError(f"{shown} is a directory")
-        f = open(path, "rb")  # noqa: SIM115 - returned to the caller
-    except SessionError:
-        raise
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise SessionError(f"{shown} does not exist") from None
+    except IsADirectoryError:
+        raise SessionError(f"{shown} is a directory") from None
     except PermissionError:
         raise SessionError(f"{shown} cannot be read (permission denied)") from None
     except OSError as e:
         raise SessionError(f"{shown} cannot be read ({e.strerror or e})") from None
-    return f
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise SessionError(f"{shown} is {what}")
+    if hasattr(os, "O_NONBLOCK"):
+        os.set_blocking(fd, True)  # a regular file: blocking reads are just reads
+    return os.fdopen(fd, "rb")
 
 
 def _read_lines(f: BinaryIO, max_line: int) -> Iterator[tuple[bytes | None, bool]]:
@@ -162,7 +174,7 @@ def _read_lines(f: BinaryIO, max_line: int) -> Iterator[tuple[bytes | None, bool
                 return
 
 
-def parse_header(raw: bytes | None, shown: str, complete: bool = True) -> RunStarted:
+def parse_header(raw: bytes | None, shown: str, complete: bool = True, dmg: Decoded | None = None) -> RunStarted:
     """Check a log's first line and build its header; raises :class:`SessionError`."""
     not_session = f"{shown} is not a bitnet-tui session"
     if raw is None:
@@ -176,13 +188,14 @@ def parse_header(raw: bytes | None, shown: str, complete: bool = True) -> RunSta
     if not isinstance(d, dict) or d.get("kind") != RunStarted.kind:
         raise SessionError(f"{not_session} (its first line is not a run_started event)")
     schema = d.get("schema")
-    if schema != SCHEMA_VERSION:
-        shown_schema = safe_text(json.dumps(schema), newlines=False, limit=40)
+    if isinstance(schema, bool) or schema not in READABLE_SCHEMAS:
+        shown_schema = safe_text(json.dumps(schema)[:40], newlines=False, limit=40)
         raise SessionError(
-            f"{shown} was written by schema version {shown_schema}; this bitnet-tui reads version {SCHEMA_VERSION}"
+            f"{shown} was written by schema version {shown_schema}; this bitnet-tui reads versions "
+            f"{', '.join(map(str, READABLE_SCHEMAS))}"
         )
     try:
-        header = event_from_dict(d)
+        header = event_from_dict(d, dmg)
     except EventFormatError as e:
         raise SessionError(f"{shown} has a damaged header ({safe_text(e, newlines=False)})") from None
     assert isinstance(header, RunStarted)
@@ -213,7 +226,7 @@ def read_session(
     """
     p = Path(path)
     shown = shown_path(p)
-    with _open_for_reading(p) as f:
+    with open_regular(p) as f:
         try:
             st = os.fstat(f.fileno())
             lines = _read_lines(f, max_line)
@@ -221,7 +234,8 @@ def read_session(
             if first is None:
                 raise SessionError(f"{shown} is empty")
             raw, complete, lineno = first
-            header = parse_header(raw, shown, complete)
+            dmg = Decoded()
+            header = parse_header(raw, shown, complete, dmg)
             events: list[Event] = []
             append = events.append
             bad: list[str] = []
@@ -245,7 +259,7 @@ def read_session(
                     last_raw[kind] = raw
                     continue
                 try:
-                    ev = decode_event(raw)
+                    ev = decode_event(raw, dmg)
                 except ValueError as e:
                     if not complete:
                         truncated = True
@@ -271,7 +285,7 @@ def read_session(
     last_skipped: dict[str, Event] = {}
     for kind, raw in last_raw.items():
         try:
-            last_skipped[kind] = decode_event(raw)
+            last_skipped[kind] = decode_event(raw, dmg)
         except ValueError:
             malformed += 1
     warnings: list[str] = []
@@ -281,6 +295,8 @@ def read_session(
         more = f"; and {malformed - len(bad)} more" if malformed > len(bad) else ""
         plural = "s" if malformed != 1 else ""
         warnings.append(f"{shown}: {malformed} malformed line{plural} skipped ({'; '.join(bad)}{more})")
+    if dmg.damage:
+        warnings.append(f"{shown}: {dmg.damage} value{'s' if dmg.damage != 1 else ''} out of range, shown as missing")
     if after_end:
         warnings.append(f"{shown}: {after_end} event{'s' if after_end != 1 else ''} after run_ended")
     ended = end is not None
@@ -288,6 +304,6 @@ def read_session(
     return SessionData(
         path=p, header=header, events=events, malformed=malformed, truncated_last_line=truncated,
         ended=ended, end=end, status=status, warnings=warnings, lines=lineno, mtime=st.st_mtime,
-        skipped=skipped, last_skipped=last_skipped,
+        skipped=skipped, last_skipped=last_skipped, damage=dmg.damage,
     )
 

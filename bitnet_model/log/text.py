@@ -76,3 +76,15 @@ def fmt_value(v: Any) -> str:
             return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
         return f"{v:.4g}"
     return printable(v)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``45s``, ``3m07s``, ``2h05m``; ``--`` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds > 1e9:
+        return "--"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"

@@ -86,7 +86,8 @@ class SessionWriter:
                         ) from None
                     # a file system without locks: carry on without one
             if os.fstat(fd).st_size > 0:
-                raise FileExistsError(errno.EEXIST, f"{shown_path(self.path)} already holds a session; refusing to append")
+                raise FileExistsError(errno.EEXIST,
+                                      f"{shown_path(self.path)} already holds a session; refusing to append")
         except BaseException:
             os.close(fd)
             raise

@@ -38,3 +38,22 @@ def one_thread_on_cpu(device: torch.device | str) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+PEAK_BF16_FLOPS = {
+    "H100 SXM": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "GH200": 989e12,
+    "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 70e12, "A10": 125e12, "RTX 4090": 165e12,
+}
+"""Dense bf16 tensor-core peaks (vendor datasheets, without sparsity), matched against the device name."""
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """The device's dense bf16 peak in FLOP/s where it is known (CUDA cards above), else None (CPUs: see
+    ``bench/train_step.py``, which measures the achieved matmul peak instead)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, flops in PEAK_BF16_FLOPS.items():
+        if key in name:
+            return flops
+    return None

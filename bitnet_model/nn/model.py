@@ -3,6 +3,13 @@
 Reads top-down. Every projection is a :class:`~bitnet_model.nn.quant.BitLinear`; the embedding and the
 head stay full precision. With ``ModelConfig(quant=False)`` the very same classes build the
 full-precision control, so the two models differ in quantisation and nothing else.
+
+Where it departs from the BitNet FAQ ("The Era of 1-bit LLMs: Training Tips, Code and FAQ"): the FAQ
+removes the RMSNorm before attention and the FFN ("BitLinear has built-in RMSNorm"); this decoder keeps
+LLaMA's learnable pre-norms beside BitLinear's own weightless norm, so q/k/v and gate/up still see a
+learnable per-channel gain (Hugging Face's BitNet keeps them too). BitLinear's inner norm has no gain.
+The FFN is SwiGLU by default (LLaMA, b1.58); ``ffn_act="relu2"`` is the gated squared ReLU of Hugging
+Face's BitNet and the report's code.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bitnet_model.nn.device import one_thread_on_cpu
-from bitnet_model.nn.quant import BitLinear
+from bitnet_model.nn.quant import BitLinear, frozen_weights
 from bitnet_model.train.config import ModelConfig
 
 
@@ -33,6 +40,10 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+"""Per block: keys and values (B, heads, T, head_dim) of the positions seen so far (greedy generation)."""
+
+
 class Attention(nn.Module):
     """Causal multi-head self-attention with RoPE; q, k, v and o are BitLinear."""
 
@@ -45,28 +56,38 @@ class Attention(nn.Module):
         self.v = BitLinear(h, h, q, e)
         self.o = BitLinear(h, h, q, e)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple]:
+        """Attend over the new positions of ``x`` (B, T, C) and, with a ``cache``, the earlier ones before them.
+        ``cos``/``sin`` are the new positions' rows. Returns the output and the keys/values seen so far."""
         B, T, C = x.shape
         x = self.q.norm_quant(x)  # q, k, v see the same input: normalise and quantise it once for all three
         q, k, v = (p.project(x).view(B, T, self.heads, -1).transpose(1, 2) for p in (self.q, self.k, self.v))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.o(y.transpose(1, 2).reshape(B, T, C))
+        if cache is not None:
+            k, v = torch.cat((cache[0], k), dim=2), torch.cat((cache[1], v), dim=2)
+        # one new position attends to every cached one; a prefill is causal
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None and T > 1)
+        return self.o(y.transpose(1, 2).reshape(B, T, C)), (k, v)
 
 
 class FeedForward(nn.Module):
-    """SwiGLU FFN (LLaMA, b1.58): ``down(silu(gate(x)) * up(x))``, all three BitLinear."""
+    """Gated FFN, all three projections BitLinear: ``down(act(gate(x)) * up(x))`` with act = SiLU (SwiGLU,
+    LLaMA and b1.58) or squared ReLU (``relu2``: Hugging Face's BitNet)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         h, f, q, e = cfg.hidden, cfg.ffn, cfg.quant, cfg.norm_eps
+        self.relu2 = cfg.ffn_act == "relu2"
         self.gate = BitLinear(h, f, q, e)
         self.up = BitLinear(h, f, q, e)
         self.down = BitLinear(f, h, q, e)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.gate.norm_quant(x)  # shared by gate and up, as q/k/v share theirs
-        return self.down(F.silu(self.gate.project(x)) * self.up.project(x))
+        g = self.gate.project(x)
+        g = F.relu(g).square() if self.relu2 else F.silu(g)
+        return self.down(g * self.up.project(x))
 
 
 class Block(nn.Module):
@@ -82,9 +103,11 @@ class Block(nn.Module):
         self.ffn_norm = nn.RMSNorm(cfg.hidden, eps=cfg.norm_eps)
         self.ffn = FeedForward(cfg)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin)
-        return x + self.ffn(self.ffn_norm(x))
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple]:
+        a, kv = self.attn(self.attn_norm(x), cos, sin, cache)
+        x = x + a
+        return x + self.ffn(self.ffn_norm(x)), kv
 
 
 class BitNetLM(nn.Module):
@@ -119,20 +142,24 @@ class BitNetLM(nn.Module):
         T = idx.shape[1]
         if T > self.cfg.context:
             raise ValueError(f"sequence length {T} exceeds context {self.cfg.context}")
-        logits = self.head(self.norm(self.trunk(idx)))
+        logits = self.head(self.norm(self.trunk(idx)[0]))
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), label_smoothing=label_smoothing)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), label_smoothing=label_smoothing)
         return logits, loss
 
-    def trunk(self, idx: torch.Tensor) -> torch.Tensor:
-        """The residual stream (B, T, hidden) after the last block, before the final norm and the head."""
+    def trunk(self, idx: torch.Tensor, cache: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+        """The residual stream (B, T, hidden) of the new tokens ``idx`` after the last block, and the updated
+        keys/values. With a ``cache``, ``idx`` continues the positions the cache holds."""
+        start = cache[0][0].shape[2] if cache else 0
         T = idx.shape[1]
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]
         x = self.embed(idx)
-        for block in self.blocks:
-            x = block(x, cos, sin)
-        return x
+        new: KVCache = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, cos, sin, cache[i] if cache else None)
+            new.append(kv)
+        return x, new
 
     @torch.no_grad()
     def generate(
@@ -142,15 +169,25 @@ class BitNetLM(nn.Module):
         temperature: float = 0.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        use_cache: bool = True,
     ) -> torch.Tensor:
-        """Continue (B, T) token ids by max_new_tokens: greedy at temperature 0, else sampled."""
+        """Continue (B, T) token ids by max_new_tokens: greedy at temperature 0, else sampled.
+
+        Keys and values are cached (one position per new token) while the sequence fits the context;
+        beyond it, or with ``use_cache=False`` (the benchmark's "before"), each token re-reads the last
+        ``context`` tokens. Weights are quantised once."""
         was_training = self.training
         self.eval()
         try:
-            with one_thread_on_cpu(idx.device):  # decoding is many small ops
+            with one_thread_on_cpu(idx.device), frozen_weights(self):  # decoding is many small ops
+                cache: KVCache | None = None
+                step_in = idx[:, -self.cfg.context:]
                 for _ in range(max_new_tokens):
+                    if not use_cache or cache is not None and cache[0][0].shape[2] >= self.cfg.context:
+                        cache, step_in = None, idx[:, -self.cfg.context:]  # window full: recompute
+                    x, cache = self.trunk(step_in, cache)
                     # the head (hidden x vocab) runs on the last position only: the one that is sampled
-                    logits = self.head(self.norm(self.trunk(idx[:, -self.cfg.context :])[:, -1, :]))
+                    logits = self.head(self.norm(x[:, -1, :]))
                     if temperature <= 0:
                         nxt = logits.argmax(dim=-1, keepdim=True)
                     else:
@@ -160,6 +197,7 @@ class BitNetLM(nn.Module):
                             logits = logits.masked_fill(logits < kth, float("-inf"))
                         nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
                     idx = torch.cat((idx, nxt), dim=1)
+                    step_in = nxt
         finally:
             self.train(was_training)
         return idx

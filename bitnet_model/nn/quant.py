@@ -7,7 +7,8 @@ node. ``BitLinear(quant=False)`` is the same layer without the quantisers: the f
 
 from __future__ import annotations
 
-import weakref
+import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
@@ -84,8 +85,9 @@ class BitLinear(nn.Linear):
     """Linear layer of BitNet b1.58, as in Microsoft's "The Era of 1-bit LLMs: Training Tips, Code and FAQ"
     (github.com/microsoft/unilm, bitnet/The-Era-of-1-bit-LLMs__Training_Tips_Code_FAQ.pdf).
 
-    The input goes through an RMSNorm without a learnable weight (the FAQ's ``SimpleRMSNorm``), then
-    8-bit per-token absmax activations meet ternary absmean weights; the straight-through estimator
+    The input goes through an RMSNorm without a learnable weight (the FAQ's ``SimpleRMSNorm``; the FAQ's
+    code calls ``RMSNorm(x)`` without saying whether it has a gain, and this one has none), then 8-bit
+    per-token absmax activations meet ternary absmean weights; the straight-through estimator
     ``x + (q(x) - x).detach()`` passes gradients to the fp32 latent weight and the input. No bias.
     With ``quant=False`` it is ``F.linear(rms_norm(x), w)``: the same layer without the quantisers.
     ``forward`` is ``project(norm_quant(x))``; layers that read one input (q/k/v, gate/up) share a
@@ -96,8 +98,8 @@ class BitLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=False)
         self.quant = quant
         self.eps = eps
-        self._wq: tuple[weakref.ref, int, torch.Tensor] | None = None
-        """Without autograd (evals, generation): the weight it quantised last, its version and ``t * s``."""
+        self._frozen: torch.Tensor | None = None
+        """Inside :func:`frozen_weights` (generation): ``t * s`` computed once for every token."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(self.norm_quant(x))
@@ -120,19 +122,32 @@ class BitLinear(nn.Linear):
         return F.linear(x, w)
 
     def _quantised_no_grad(self, w: torch.Tensor) -> torch.Tensor:
-        """``t * s`` of ``w``, reused while ``w`` is the same tensor, unmodified (its version counter moves on
-        every in-place update: optimizer steps, ``load_state_dict``): a generated token no longer
-        re-quantises every weight."""
-        c = self._wq
-        if c is not None and c[0]() is w and c[1] == w._version:
-            return c[2]
+        """``t * s`` of ``w``: computed once inside :func:`frozen_weights`, else on every call. (An earlier cache
+        keyed on the tensor's version counter went stale under fused optimizers, which update in place
+        without moving it; an explicit scope cannot.)"""
+        if self._frozen is not None:
+            return self._frozen
         t, s = weight_quant(w)
-        wq = t.mul_(s)
-        self._wq = (weakref.ref(w), w._version, wq)
-        return wq
+        return t.mul_(s)
 
     @torch.no_grad()
     def ternary_weight(self) -> tuple[torch.Tensor, float]:
         """The effective weight as int8 values in {-1, 0, 1} and its absmean scale (a host sync)."""
         t, s = weight_quant(self.weight)
         return t.to(torch.int8), float(s)
+
+
+@contextlib.contextmanager
+def frozen_weights(model: nn.Module) -> Iterator[None]:
+    """Quantise every BitLinear's weight once for the block (greedy generation runs dozens of forwards with the
+    same weights). The weights must not change inside it; leaving it drops the quantised copies."""
+    layers = [m for m in model.modules() if isinstance(m, BitLinear) and m.quant]
+    try:
+        with torch.no_grad():
+            for m in layers:
+                t, s = weight_quant(m.weight)
+                m._frozen = t.mul_(s)
+        yield
+    finally:
+        for m in layers:
+            m._frozen = None

@@ -7,7 +7,6 @@ malicious checkpoint cannot run code; it is refused with a clear error.
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -16,9 +15,12 @@ from typing import Any
 import torch
 
 from bitnet_model.errors import UserError
+from bitnet_model.safefs import atomic_write
 
 FORMAT = "bitnet-tui-checkpoint"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
+"""Version 1 (before the Monitor) still loads: its weights, optimizer and data order; LR changes restart."""
 
 
 class CheckpointError(UserError, ValueError):
@@ -26,16 +28,10 @@ class CheckpointError(UserError, ValueError):
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically (temp file + fsync + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    """Write ``state`` to ``path`` atomically: a fresh temporary file (never through a planted symlink), fsync,
+    rename, fsync the directory (:func:`bitnet_model.safefs.atomic_write`). Any failure (``torch.save`` raises
+    ``RuntimeError`` on a full disk) removes the partial file and is re-raised."""
+    return atomic_write(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f))
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -53,19 +49,6 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:160]})") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a bitnet-tui checkpoint")
-    if ck.get("version") != VERSION:
+    if ck.get("version") not in READABLE:
         raise CheckpointError(f"{path} is checkpoint version {ck.get('version')!r}; this bitnet-tui reads {VERSION}")
     return ck
-
-
-def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
-    """(step, path) of the checkpoints in a run's checkpoint directory, by step."""
-    d = Path(ckpt_dir)
-    out = []
-    if d.is_dir():
-        for p in d.glob("step*.pt"):
-            try:
-                out.append((int(p.stem[4:]), p))
-            except ValueError:
-                continue
-    return sorted(out)

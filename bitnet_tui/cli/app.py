@@ -1,12 +1,14 @@
-"""The ``bitnet-tui`` command line. Commands delegate to plain functions in other modules."""
+"""The ``bitnet-tui`` Typer app and the decorator every command registers with (see :mod:`.main`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 from bitnet_model import __version__
+from bitnet_tui.cli.errors import guarded
 
 app = typer.Typer(
     name="bitnet-tui",
@@ -15,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -33,12 +36,11 @@ def _root(
     """Watch BitNet b1.58 training go wrong, and fix it while it runs."""
 
 
-def main() -> None:
-    app()
+def command(name: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a command; its UserErrors become one line and the exit-code table's status."""
 
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        app.command(name, **kw)(guarded(fn))
+        return fn
 
-# Commands live in their own modules; each adds itself to ``app``.
-from bitnet_tui.cli import logs, remote, run, sweep, view  # noqa: E402
-
-for _module in (run, logs, view, remote, sweep):
-    _module.register(app)
+    return deco

@@ -1,267 +1,221 @@
 """Commands that read session logs: ``sessions``, ``summary``, ``compare``.
 
-Every failure is one line on stderr. Exit status 1 only when nothing usable
-could be read; unreadable files among readable ones are warnings. Text from a
-log is shown literally: control characters escaped (``safe_text``) and placed
-in ``rich.text.Text`` so Rich markup in it is never interpreted.
+A log that cannot be used is one line and exit 2 (the same from every command); among several, unreadable
+ones are warnings and the rest is shown. Text from a log is shown literally (:mod:`bitnet_tui.cli.render`).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from datetime import datetime
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bitnet_model.analysis.compare import CompareTable, compare, short_key
+from bitnet_model.analysis.compare import compare
 from bitnet_model.analysis.summary import Summary, read_summary
+from bitnet_model.errors import UserError
 from bitnet_model.log.errors import SessionError
 from bitnet_model.log.paths import list_sessions, resolve_session, sessions_dir
-from bitnet_model.log.text import fmt_value, safe_text
-from bitnet_tui.cli.options import SessionsDirOption
+from bitnet_model.log.text import fmt_value, printable
+from bitnet_tui.cli.app import command
+from bitnet_tui.cli.errors import fail, warn
+from bitnet_tui.cli.options import JsonOption, SessionArg, SessionsDirOption
+from bitnet_tui.cli.render import (
+    STATUS_STYLE,
+    at,
+    cell,
+    compare_table,
+    console,
+    emit_json,
+    key_cells,
+    short_name,
+    status,
+    step_text,
+    when,
+)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
-
-
-def _console() -> Console:
-    """Stdout; when it is not a terminal (a pipe, a file, a test) wide enough that nothing is cut."""
-    out = sys.stdout
-    width = None if out.isatty() else 1000
-    return Console(file=out, highlight=False, soft_wrap=False, width=width)
-
-
-def _key_cells(k: dict[str, Any]) -> dict[str, Any]:
-    """The key settings as shown: clipping 0 is "off", quant is ternary/full."""
-    shown = dict(k)
-    if shown.get("clip") == 0:
-        shown["clip"] = "off"
-    if isinstance(shown.get("quant"), bool):
-        shown["quant"] = "ternary" if shown["quant"] else "full"
-    return shown
+WideOption = Annotated[bool, typer.Option("--wide", help="Full session names and every key setting (no width limit).")]
 
 
-def _err(kind: str, message: Any) -> None:
-    typer.echo(f"{kind}: {safe_text(message, newlines=False)}", err=True)
-
-
-def _t(value: Any) -> Text:
-    """A table cell that shows ``value`` literally."""
-    return Text(fmt_value(value) if not isinstance(value, str) else safe_text(value, newlines=False))
-
-
-def _status(s: Summary) -> Text:
-    label = s.status if s.end_reason in (None, "finished") else f"{s.status} ({s.end_reason})"
-    style = {"finished": "green", "running": "cyan", "crashed": "red"}.get(s.status, "")
-    return Text(safe_text(label, newlines=False), style=style)
-
-
-def _at(value: Any, step: int | None) -> str:
-    if value is None:
-        return "—"
-    return f"{fmt_value(value)} @ {step}" if step is not None else fmt_value(value)
-
-
-def _step(step: int | None) -> str:
-    return "—" if step is None else str(step)
-
-
-def _when(t: float) -> str:
-    try:
-        return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
-    except (OverflowError, OSError, ValueError):
-        return "?"
-
-
-def _load(paths: list[Path]) -> tuple[list[Summary], list[tuple[Path, str]]]:
-    """Summaries of the readable logs, and (path, reason) for the others; read warnings go to stderr."""
+def load(paths: list[Path]) -> tuple[list[Summary], list[tuple[Path, str]]]:
+    """Summaries of the readable logs, and (path, reason) for the others."""
     good, bad = [], []
     for p in paths:
         try:
-            s = read_summary(p)
+            good.append(read_summary(p))
         except SessionError as e:
             bad.append((p, str(e)))
-            continue
-        good.append(s)
     return good, bad
 
 
-# --------------------------------------------------------------------------- sessions
-
-def sessions(sessions_dir_opt: SessionsDirOption = None) -> None:
-    """List the session logs, oldest first (the newest ends up next to your prompt)."""
+@command("sessions")
+def sessions(sessions_dir_opt: SessionsDirOption = None, wide: WideOption = False, as_json: JsonOption = False) -> None:
+    """List the session logs, oldest first (the newest ends up next to your prompt); one line each."""
     d = sessions_dir(sessions_dir_opt)
     if not d.exists():
-        _err("error", f"{d} does not exist (set --sessions-dir or $BITNET_TUI_SESSIONS)")
-        raise typer.Exit(1)
+        fail(f"{d} does not exist (set --sessions-dir or $BITNET_TUI_SESSIONS)")
     if not d.is_dir():
-        _err("error", f"{d} is not a directory")
-        raise typer.Exit(1)
-    paths = list_sessions(d)
-    if not paths:
-        typer.echo(f"no sessions in {safe_text(d, newlines=False)}")
+        fail(f"{d} is not a directory")
+    if not os.access(d, os.R_OK | os.X_OK):
+        fail(f"{d} cannot be read (permission denied)")
+    good, bad = load(list_sessions(d))
+    if as_json:
+        emit_json({"directory": str(d), "sessions": [_session_json(s) for s in good],
+                   "unreadable": [{"path": str(p), "error": why} for p, why in bad]})
         return
-    good, bad = _load(paths)
+    if not good and not bad:
+        typer.echo(f"no sessions in {printable(d)}")
+        return
     rows: list[tuple[float, list[Any]]] = []
     for s in good:
-        k = _key_cells(s.key_config)
-        rows.append((s.started, [
-            _when(s.started), _t(s.name), f"{s.last_step}/{s.total_steps}", _t(k["hidden"]), _t(k["lr"]),
-            _t(k["schedule"]), _t(k["ls"]), _t(k["clip"]), _t(k["quant"]),
-            _t(s.last_loss), _at(s.min_unique, s.min_unique_step), _t(s.verdict), _status(s),
-        ]))
+        k = key_cells(s.key_config)
+        cells = [Text(when(s.started)), cell(s.name if wide else short_name(s.name)),
+                 Text(f"{s.last_step}/{s.total_steps or '?'}"), cell(s.last_loss), cell(s.verdict),
+                 status(s) if wide else Text(s.status, style=STATUS_STYLE.get(s.status, ""))]
+        if wide:
+            cells[3:3] = [cell(k[key]) for key in ("hidden", "lr", "optimizer", "schedule", "ls", "clip", "quant")]
+            cells.insert(-2, at(s.min_unique, s.min_unique_step))
+        rows.append((s.started, cells))
     for p, reason in bad:
+        warn(reason)
         mtime = p.stat().st_mtime if p.exists() else 0.0
-        why = reason.removeprefix(safe_text(str(p), newlines=False) + " ")
-        rows.append((mtime, [
-            _when(mtime), _t(p.name), "", "", "", "", "", "", "", "", "",
-            Text(safe_text(why, newlines=False), style="red"), Text("unreadable", style="red"),
-        ]))
+        cells = [Text(when(mtime)), cell(p.name), Text(""), Text(""), Text("(see the warning above)", style="red"),
+                 Text("unreadable", style="red")]
+        if wide:
+            cells[3:3] = [Text("")] * 7
+            cells.insert(-2, Text(""))
+        rows.append((mtime, cells))
     rows.sort(key=lambda r: r[0])
-    table = Table(title=Text(f"sessions in {safe_text(d, newlines=False)}"), title_justify="left")
-    for col, kw in (
-        ("started", {}), ("name", {"overflow": "fold"}), ("steps", {"justify": "right"}),
-        ("hidden", {"justify": "right"}), ("lr", {"justify": "right"}), ("schedule", {}), ("ls", {"justify": "right"}),
-        ("clip", {"justify": "right"}), ("quant", {}), ("loss", {"justify": "right"}),
-        ("min unique", {"justify": "right"}), ("verdict", {"overflow": "fold"}), ("status", {}),
-    ):
-        table.add_column(col, **kw)
-    for _, cells in rows:
-        table.add_row(*cells)
-    _console().print(table)
+    table = Table(title=Text(f"sessions in {printable(d)}"), title_justify="left", box=None, pad_edge=False,
+                  header_style="bold", padding=(0, 1, 0, 0))
+    cols = ["started", "name", "steps"] + (["hidden", "lr", "opt", "schedule", "ls", "clip", "quant"] if wide else []) \
+        + ["loss"] + (["min unique"] if wide else []) + ["verdict", "status"]
+    mins = {"started": 11, "steps": 5, "loss": 5, "verdict": 22, "status": 8, "name": 12}
+    for col in cols:
+        table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=None if wide or col != "name" else 18,
+                         min_width=mins.get(col), justify="right" if col in ("steps", "loss", "hidden", "lr", "ls",
+                                                                              "clip") else "left")
+    for _, row in rows:
+        table.add_row(*row)
+    console(wide).print(table)
 
 
-# --------------------------------------------------------------------------- summary
+def _session_json(s: Summary) -> dict[str, Any]:
+    return {k: v for k, v in s.to_json().items() if k not in ("timeline", "config", "weights")}
 
-def summary(
-    session: Annotated[
-        str, typer.Argument(help="A log path, a name (or unique prefix) in the sessions dir, or latest.")
-    ],
-    sessions_dir_opt: SessionsDirOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """One session: configuration, alerts and interventions, final numbers, verdict."""
-    try:
-        s = read_summary(resolve_session(session, sessions_dir(sessions_dir_opt)))
-    except SessionError as e:
-        _err("error", e)
-        raise typer.Exit(1) from None
+
+@command("summary")
+def summary(session: SessionArg, sessions_dir_opt: SessionsDirOption = None, as_json: JsonOption = False) -> None:
+    """One session: configuration, optimizer audit, verdict with its figures, weights, alerts and interventions."""
+    s = read_summary(resolve_session(session, sessions_dir(sessions_dir_opt)))
     for w in s.warnings:
-        _err("warning", w)
+        warn(w)
     if as_json:
-        typer.echo(json.dumps(s.to_json(), ensure_ascii=True, allow_nan=False))
+        emit_json(s.to_json())
         return
-    con = _console()
+    con = console()
     head = Text()
-    head.append(safe_text(s.name, newlines=False), style="bold")
+    head.append(printable(s.name), style="bold")
     head.append("  ")
-    head.append_text(_status(s))
-    head.append(f"  step {s.last_step}/{s.total_steps}")
+    head.append_text(status(s))
+    head.append(f"  step {s.last_step}/{s.total_steps or '?'}")
+    if s.parent:
+        head.append(f"  from {printable(s.parent)}", style="dim")
     con.print(head)
-    cfg = Table.grid(padding=(0, 2))
-    cfg.add_column(style="dim")
-    cfg.add_column()
-    for key, value in _key_cells(s.key_config).items():
-        cfg.add_row(key, _t(value))
-    con.print(cfg)
-
-    final = Table(title="final", title_justify="left", show_header=False)
-    final.add_column(style="dim")
-    final.add_column(justify="right")
-    for label, value in (
-        ("last step", s.last_step),
-        ("last loss", s.last_loss),
-        ("last val loss", s.last_val_loss),
-        ("ln(vocab) / unigram entropy", f"{fmt_value(s.ln_vocab)} / {fmt_value(s.unigram_entropy)}"),
-        ("last unique tokens", s.last_unique),
-        ("min unique tokens", _at(s.min_unique, s.min_unique_step)),
-        ("collapse step", _step(s.collapse_step)),
-        ("recovery step", _step(s.recovery_step)),
-        ("detector state", s.detector_state or "—"),
-        ("verdict", s.verdict),
-    ):
-        final.add_row(label, _t(value))
-    con.print(final)
-
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for key, value in key_cells(s.key_config).items():
+        grid.add_row(key, cell(value))
+    if s.optimizer:
+        o = s.optimizer
+        on = ", ".join(map(str, o.get("decay_on") or [])) or "nothing"
+        grid.add_row("optimizer", cell(f"{o.get('name')} ({o.get('decay')} weight decay "
+                                       f"{fmt_value(o.get('weight_decay'))} on {on})"))
+    con.print(grid)
+    for a in s.audit:
+        style = "yellow" if a.get("level") == "warning" else ""
+        con.print(Text(f"audit: {printable(a.get('message', ''), 400)}; fix: {printable(a.get('fix', ''), 200)}",
+                       style=style))
+    con.print(_final_table(s))
+    if s.weights:
+        con.print(_weights_table(s))
     if s.timeline:
-        tl = Table(title="alerts and interventions", title_justify="left")
+        tl = Table(title="alerts and interventions", title_justify="left", box=None, header_style="bold")
         tl.add_column("step", justify="right")
         tl.add_column("what", overflow="fold")
         for item in s.timeline:
-            style = {"error": "red", "warning": "yellow"}.get(item.level, "")
-            tl.add_row(str(item.step), Text(safe_text(item.text, newlines=False), style=style))
+            tl.add_row(str(item.step), Text(printable(item.text, 600),
+                                            style={"error": "red", "warning": "yellow"}.get(item.level, "")))
         con.print(tl)
     else:
         con.print("no alerts or interventions")
 
 
-# --------------------------------------------------------------------------- compare
+def _final_table(s: Summary) -> Table:
+    final = Table(title="final", title_justify="left", show_header=False, box=None)
+    final.add_column(style="dim")
+    final.add_column()
+    uniq = None if s.last_unique is None else f"{s.last_unique}/{s.generated or '?'}"
+    for label, value in (
+        ("verdict", s.verdict), ("detector state", s.detector_state or "—"),
+        ("since step", step_text(s.verdict_since)), ("figures", s.evidence or "—"),
+        ("last loss / held-out", f"{fmt_value(s.last_loss)} / {fmt_value(s.last_val_loss)}"),
+        ("ln(vocab) / unigram entropy", f"{fmt_value(s.ln_vocab)} / {fmt_value(s.unigram_entropy)}"),
+        ("lowest held-out loss", at(s.min_loss, s.min_loss_step)), ("last unique tokens", uniq),
+        ("min unique tokens", at(s.min_unique, s.min_unique_step)),
+        ("collapse / recovery step", f"{s.collapse_step or '—'} / {s.recovery_step or '—'}"),
+        ("ternary scale fall", "—" if s.scale_fall is None else f"{s.scale_fall:.1f}x from its peak"),
+        ("norm gain / embedding rms", f"{fmt_value(s.norm_gain)} / {fmt_value(s.embed_norm)}"),
+    ):
+        final.add_row(label, value if isinstance(value, Text) else cell(value))
+    for k, v in s.user_metrics.items():
+        final.add_row(Text(printable(k, 60)), cell(v))
+    if s.damaged_values:
+        final.add_row("values out of range", Text(f"{s.damaged_values} (shown as missing)", style="yellow"))
+    return final
 
+
+def _weights_table(s: Summary) -> Table:
+    t = Table(title="ternary weights (last snapshot)", title_justify="left", box=None, header_style="bold")
+    for col in ("layer", "zero", "scale", "latent rms", "flip rate"):
+        t.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
+    for lw in s.weights:
+        t.add_row(cell(lw.name), f"{lw.zero:.2f}", fmt_value(lw.scale), fmt_value(lw.rms), fmt_value(lw.flip_rate))
+    return t
+
+
+@command("compare")
 def compare_cmd(
     session: Annotated[list[str], typer.Argument(help="Two or more sessions (paths, names, prefixes, latest).")],
     sessions_dir_opt: SessionsDirOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """Side by side: what differs between the runs, and what their decoding did."""
+    """Side by side: what differs between the runs, and what their decoding did (the report's Phase 4 table)."""
     d = sessions_dir(sessions_dir_opt)
     paths: list[Path] = []
-    unreadable = 0
     for arg in session:
         try:
             paths.append(resolve_session(arg, d))
-        except SessionError as e:
-            _err("warning", e)
-            unreadable += 1
-    good, bad = _load(paths)
+        except UserError as e:
+            warn(e)
+    good, bad = load(paths)
     for _, reason in bad:
-        _err("warning", reason)
+        warn(reason)
     for s in good:
         for w in s.warnings:
-            _err("warning", w)
+            warn(w)
     if not good:
-        _err("error", "none of the sessions could be read")
-        raise typer.Exit(1)
+        fail("none of the sessions could be read")
     table = compare(good)
     if as_json:
-        typer.echo(json.dumps(table.to_json(), ensure_ascii=True, allow_nan=False))
+        emit_json(table.to_json())
         return
-    _console().print(_compare_table(table))
+    console(wide).print(compare_table(table, wide=wide))
 
 
-def _compare_table(ct: CompareTable) -> Table:
-    table = Table()
-    table.add_column("session", overflow="fold")
-    for k in ct.keys:
-        table.add_column(short_key(k), justify="right")
-    if not ct.keys:
-        table.add_column("config")
-    lineage = any(r.parent for r in ct.rows)
-    if lineage:
-        table.add_column("from", overflow="fold")
-    for col in ("min unique", "collapse", "recovery", "final unique", "final loss", "verdict", "status"):
-        table.add_column(col, justify="left" if col in ("verdict", "status") else "right")
-    for r in ct.rows:
-        cells: list[Any] = [_t(r.name)]
-        cells += [_t(r.differs.get(k)) for k in ct.keys]
-        if not ct.keys:
-            cells.append("same" if len(ct.rows) > 1 else "—")
-        if lineage:
-            cells.append(_t(r.parent or "—"))
-        style = {"finished": "green", "running": "cyan", "crashed": "red"}.get(r.status, "")
-        cells += [
-            _at(r.min_unique, r.min_unique_step), _step(r.collapse_step), _step(r.recovery_step),
-            _t(r.final_unique), _t(r.final_loss), _t(r.verdict), Text(r.status, style=style),
-        ]
-        table.add_row(*cells)
-    return table
-
-
-def register(app: typer.Typer) -> None:
-    app.command("sessions")(sessions)
-    app.command("summary")(summary)
-    app.command("compare")(compare_cmd)
+__all__ = ["STATUS_STYLE", "load"]

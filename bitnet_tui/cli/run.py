@@ -1,156 +1,127 @@
-"""``bitnet-tui run``: train a BitNet b1.58 model with the dashboard, or headless."""
+"""``bitnet-tui run``: train a BitNet b1.58 model with the dashboard, or headless, or in the background."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from bitnet_model.run.build import USER_ERRORS, parse_lr, prepare_run
+from bitnet_model.run.plan import parse_lr, plan_run
 from bitnet_model.train.presets import preset as get_preset
-from bitnet_tui.cli.options import SessionsDirOption
+from bitnet_tui.cli.app import command
+from bitnet_tui.cli.errors import fail, note
+from bitnet_tui.cli.options import SessionsDirOption, with_knobs
 
-SCHEDULE_HELP = "LR schedule: two-stage (FAQ recipe), stage1 (report's Phase 1), constant, cosine."
-
-
-def fail(message: str, code: int = 2) -> None:
-    """One clear line on stderr, a non-zero exit, no traceback."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _opt(kind, help_text: str, *names: str):
-    return Annotated[Optional[kind], typer.Option(*names, help=help_text)]
-
-
-# The run's knobs, shared by ``run`` (one value each) and documented once.
-Hidden = _opt(int, "Model width; picks layers, heads, FFN and context.")
-Layers = _opt(int, "Decoder blocks (default: by width).")
-Heads = _opt(int, "Attention heads; must divide --hidden.")
-Lr = _opt(str, "Peak learning rate, or 'auto' (by width).")
-Steps = _opt(int, "Optimizer steps.")
-BatchSize = _opt(int, "Sequences per step.")
-Context = _opt(int, "Tokens per sequence (default: by width).")
-LabelSmoothing = _opt(float, "Cross-entropy label smoothing (report: 0.1).")
-GradClip = _opt(float, "Clip grad norm to this; 0 = off (report: 0.1).")
-ScheduleOpt = _opt(str, SCHEDULE_HELP)
-Seed = _opt(int, "Seed for weights, data order and sampling.")
-Data = _opt(str, ".txt file, folder of .txt, or .jsonl with 'text' (default: embedded corpus).")
-Tokenizer = _opt(str, "Your own tokenizer.json instead of training BPE.")
-VocabSize = _opt(int, "BPE vocabulary size.")
-EvalEvery = _opt(int, "Steps between evals (greedy samples, held-out loss).")
-Device = _opt(str, "auto (CUDA if present), cpu, cuda, cuda:N.")
-Quant = _opt(bool, "BitNet b1.58 (default) or the full-precision control.", "--quant/--no-quant")
-Resume = _opt(str, "Continue SESSION from its last checkpoint, in a new linked session.")
-From = _opt(str, "Fork SESSION@STEP from the nearest checkpoint at or before STEP, with changed knobs.", "--from")
-Preset = _opt(str, "Start from a named configuration (e.g. seed-report); flags override it.")
+Resume = Annotated[Optional[str], typer.Option(help="Continue SESSION from its last checkpoint, in a new linked "
+                                                     "session (a checkpoint that will not load falls back to the "
+                                                     "previous one, and says so).")]
+From = Annotated[Optional[str], typer.Option("--from", help="Fork SESSION@STEP (the checkpoint at STEP; SESSION alone: "
+                                                            "its last checkpoint) with changed knobs.")]
+Preset = Annotated[Optional[str], typer.Option(help="Start from a named configuration (e.g. seed-report); flags "
+                                                    "override it.")]
 Headless = Annotated[bool, typer.Option("--headless", help="No dashboard: a progress line (plain lines if piped).")]
 Detach = Annotated[bool, typer.Option("--detach", help="Run in the background (survives logout); attach later.")]
 Control = Annotated[bool, typer.Option("--control", help="Serve the owner-only control socket beside the log.")]
-CheckpointEvery = Annotated[int, typer.Option(help="Save a checkpoint every N steps (0: on demand and at the end).")]
+CheckpointEvery = Annotated[int, typer.Option(min=0, max=1_000_000_000,
+                                              help="Save a checkpoint every N steps (0: on demand and at the end).")]
+KeepCheckpoints = Annotated[int, typer.Option(min=0, max=1_000_000, help="Periodic checkpoints kept (the newest); "
+                                              "ones asked for with c or ctl, and the final one, are always kept. "
+                                              "0 keeps all.")]
+SessionFile = Annotated[Optional[str], typer.Option(hidden=True, help="Write this (already created, empty) log: "
+                                                                      "how a parent process names its child's run.")]
+Nproc = Annotated[Optional[int], typer.Option(min=1, max=1024, help="Processes to train with (torch.distributed: "
+                                              "NCCL on CUDA, gloo on CPU); one log, one dashboard.")]
+TensorBoard = Annotated[Optional[str], typer.Option(help="Also write TensorBoard scalars to this folder "
+                                                         "(pip install tensorboard).")]
 
 
+def resolve_knobs(knobs: dict[str, Any], preset: str | None) -> dict[str, Any]:
+    """The knobs as the run will use them: the LR parsed, a preset's values under the flags given."""
+    knobs = dict(knobs, lr=parse_lr(knobs.get("lr")))
+    if preset is None:
+        return knobs
+    p = get_preset(preset)
+    first = {k: v[0] for k, v in p.get("sweep", {}).items()}
+    return {**p["knobs"], **first, **{k: v for k, v in knobs.items() if v is not None}}
+
+
+@command("run")
+@with_knobs()
 def run(
-    hidden: Hidden = None,
-    layers: Layers = None,
-    heads: Heads = None,
-    lr: Lr = None,
-    steps: Steps = None,
-    batch_size: BatchSize = None,
-    context: Context = None,
-    label_smoothing: LabelSmoothing = None,
-    grad_clip: GradClip = None,
-    schedule: ScheduleOpt = None,
-    seed: Seed = None,
-    data: Data = None,
-    tokenizer: Tokenizer = None,
-    vocab_size: VocabSize = None,
-    eval_every: EvalEvery = None,
-    device: Device = None,
-    quant: Quant = None,
+    *,
+    knobs: dict[str, Any],
     headless: Headless = False,
     sessions_dir: SessionsDirOption = None,
     checkpoint_every: CheckpointEvery = 0,
+    keep_checkpoints: KeepCheckpoints = 3,
     resume: Resume = None,
     from_: From = None,
     preset: Preset = None,
     detach: Detach = False,
     control: Control = False,
+    nproc: Nproc = None,
+    tensorboard: TensorBoard = None,
+    session_file: SessionFile = None,
 ) -> None:
     """Train a BitNet b1.58 model and watch it: the dashboard on a terminal, headless otherwise."""
-    try:
-        knobs = {
-            "hidden": hidden, "layers": layers, "heads": heads, "lr": parse_lr(lr), "steps": steps,
-            "batch_size": batch_size, "context": context, "label_smoothing": label_smoothing,
-            "grad_clip": grad_clip, "schedule": schedule, "seed": seed, "data": data, "tokenizer": tokenizer,
-            "vocab_size": vocab_size, "eval_every": eval_every, "device": device, "quant": quant,
-        }
-    except USER_ERRORS as e:
-        fail(str(e))
+    knobs = resolve_knobs(knobs, preset)
+    opts = {"checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "tensorboard": tensorboard}
+    if nproc is not None and nproc > 1 and session_file is None:
+        from bitnet_tui.cli.launch import launch
+
+        launch(knobs, nproc=nproc, sessions=sessions_dir, resume=resume, fork=from_, detach=detach, **opts)
         return
     if detach:
-        from bitnet_tui.cli.remote import detach_run
+        from bitnet_tui.cli.detach import detach_run
 
-        detach_run(knobs, sessions=sessions_dir, checkpoint_every=checkpoint_every, resume=resume, fork=from_,
-                   preset=preset)
+        detach_run(knobs, sessions=sessions_dir, resume=resume, fork=from_, **opts)
         return
-    if preset is not None:
-        try:
-            p = get_preset(preset)
-        except USER_ERRORS as e:
-            fail(str(e))
-            return
-        first = {k: v[0] for k, v in p.get("sweep", {}).items()}
-        knobs = {**p["knobs"], **first, **{k: v for k, v in knobs.items() if v is not None}}
+    plan = plan_run(knobs, sessions=sessions_dir, resume=resume, fork=from_)
     tty = sys.stdout.isatty() and sys.stdin.isatty()
     if not headless and not tty:
-        typer.echo("note: output is not a terminal; running headless (use --headless to say so)", err=True)
+        note("output is not a terminal; running headless (use --headless to say so)")
         headless = True
-    try:
-        prepared = prepare_run(knobs, sessions=sessions_dir, resume=resume, fork=from_,
-                               checkpoint_every=checkpoint_every,
-                               on_nonfinite="stop" if headless and not control else "pause")
-    except USER_ERRORS as e:
-        fail(str(e))
-        return
-    tr, path, writer = prepared.trainer, prepared.path, prepared.writer
-    typer.echo(f"session: {path}", err=True)
-    server = None
-    if control:
-        from bitnet_model.control.peer import ControlError, control_path
-        from bitnet_model.control.server import ControlServer
+    from bitnet_model.run.build import build_run
 
-        try:
-            server = ControlServer(tr, control_path(path))
-        except ControlError as e:
-            prepared.writer.close()
-            fail(str(e))
-            return
-        typer.echo(f"control: {server.path}", err=True)
-    try:
-        if headless:
-            from bitnet_tui.headless import HeadlessView
+    live = build_run(plan, session_file=session_file, argv=sys.argv, control=control,
+                     on_nonfinite="stop" if headless and not control else "pause", **opts)
+    for n in plan.notes:
+        note(n)
+    if live.session_path is not None:
+        typer.echo(f"session: {live.session_path}", err=True)
+    end = _watch(live, headless=headless, control=control)
+    _finish(end, live.session_path)
 
-            end = HeadlessView(tr, tty=sys.stdout.isatty()).run()
-        else:
-            from bitnet_tui.dashboard.app import make_app
 
-            app = make_app(mode="live", trainer=tr, session_path=path, writer=writer,
-                           no_rewind="the control socket serves this run; fork it with --from" if control else "")
-            try:
-                app.run()
-            finally:
-                tr, path, writer = app.trainer, app.session_path or path, app.writer
-            end = tr.last_end
-    finally:
-        if server is not None:
-            server.close()
-        writer.close()
-    if end is None or end.reason == "error":
-        fail(f"the run ended with an error: {end.error if end else 'unknown'} (log: {path})", code=1)
+def _watch(live: Any, *, headless: bool, control: bool) -> Any:
+    """Run it in front of the user (dashboard or headless) until it ends; return how it ended."""
+    from bitnet_model.monitor.dist import World
+
+    if headless or not World.detect().main:
+        from bitnet_tui.headless import HeadlessView
+
+        view = HeadlessView(live, tty=sys.stdout.isatty(), out=sys.stdout)
+        with live.signals():
+            return view.watch()
+    from bitnet_tui.dashboard.app import make_app
+
+    app = make_app("live", run=live,
+                   no_rewind="the control socket serves this run; fork it with --from" if control else "")
+    with live.signals(also=app.hang_up):
+        app.run()
+    final = app.source.run  # a rewind replaced the run the app started with
+    return final.last_end
+
+
+def _finish(end: Any, path: Any) -> None:
+    from bitnet_model.run.local import exit_code
+
+    if end is None:
+        fail(f"the run ended without saying how (log: {path})", code=1)
+    code = exit_code(end.reason)
+    if code == 1:
+        fail(f"the run ended: {end.reason}{': ' + end.error if end.error else ''} (log: {path})", code=1)
     typer.echo(f"run ended ({end.reason}) at step {end.step}; log: {path}", err=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+    if code:
+        raise typer.Exit(code)

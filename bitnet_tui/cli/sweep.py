@@ -1,22 +1,23 @@
-"""``bitnet-tui sweep``: one knob or a grid, as headless sessions, then the compare table.
+"""``bitnet-tui sweep``: one knob or a grid, as headless sessions, then the compare table (and ``diagnose``).
 
-Each run is its own ``bitnet-tui run --headless`` process (``--jobs`` at once, the
-CPU threads split between them), so a sweep is exactly the runs you could have
-started by hand, each with its own session log. Ctrl+C stops the running ones
-cleanly (they write ``run_ended`` and a checkpoint) and keeps every session.
+Each run is its own ``bitnet-tui run --headless`` process (``--jobs`` at once, the CPU threads split between
+them), so a sweep is exactly the runs you could have started by hand, each with its own session log. The
+sweep claims each run's session before starting it (``--session-file``) and follows the log for progress.
+Ctrl+C or SIGTERM stops the running ones cleanly (they write ``run_ended`` and a checkpoint) and keeps
+every session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,293 +26,224 @@ from rich.table import Table
 from rich.text import Text
 
 from bitnet_model.analysis.compare import compare
+from bitnet_model.analysis.fold import RunFold
 from bitnet_model.analysis.summary import read_summary
+from bitnet_model.errors import ConfigError
+from bitnet_model.knobs import check_value
 from bitnet_model.log.errors import SessionError
-from bitnet_model.log.events import EvalDone, RunEnded, StepDone
 from bitnet_model.log.follow import Follower
-from bitnet_model.log.paths import sessions_dir
-from bitnet_model.log.text import safe_text
-from bitnet_model.train.config import ConfigError
+from bitnet_model.log.text import fmt_value, printable
+from bitnet_model.run.plan import plan_run
 from bitnet_model.train.presets import preset as get_preset
-from bitnet_tui.cli.logs import _compare_table, _console
-from bitnet_tui.cli.options import SessionsDirOption
-from bitnet_tui.cli.run import fail
-
-GRID_KNOBS = ("lr", "hidden", "label_smoothing", "grad_clip", "schedule", "seed")
-FIXED_KNOBS = ("steps", "batch_size", "context", "layers", "heads", "vocab_size", "eval_every", "data", "device")
-
-
-def parse_list(name: str, raw: str | None, kind: type) -> list[Any] | None:
-    if raw is None:
-        return None
-    out = []
-    for part in raw.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if kind is str:
-            out.append(part)
-            continue
-        try:
-            out.append(kind(part))
-        except ValueError:
-            flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"{flag} takes a comma-separated list of numbers, got {part!r}") from None
-    if not out:
-        raise ConfigError(f"--{name.replace('_', '-')} is empty")
-    return out
+from bitnet_tui.cli.app import command
+from bitnet_tui.cli.detach import child_argv, child_env, claim, last_error
+from bitnet_tui.cli.errors import fail, warn
+from bitnet_tui.cli.options import JsonOption, SessionsDirOption, knob_table, with_knobs
+from bitnet_tui.cli.render import compare_table, console, emit_json
 
 
 @dataclass
 class Job:
     knobs: dict[str, Any]
-    argv: list[str]
-    proc: subprocess.Popen | None = None
+    label: str
     log: Path | None = None
+    out: Path | None = None
+    proc: subprocess.Popen | None = None
     follower: Follower | None = None
-    step: int = 0
-    total: int = 0
-    loss: float | None = None
-    unique: int | None = None
-    state: str = ""
+    fold: RunFold = field(default_factory=RunFold)
     status: str = "queued"
     error: str = ""
-    out_path: Path | None = None
-    stderr_seen: list[str] = field(default_factory=list)
-
-    def label(self, keys: list[str]) -> str:
-        return " ".join(f"{k}={self.knobs[k]}" for k in keys)
 
 
-def _flag(k: str) -> str:
-    return "--" + k.replace("_", "-")
-
-
-def build_jobs(grid: dict[str, list[Any]], fixed: dict[str, Any], sdir: Path) -> list[Job]:
-    keys = list(grid)
-    jobs = []
-    for combo in itertools.product(*(grid[k] for k in keys)):
-        knobs = dict(zip(keys, combo))
-        argv = [sys.executable, "-m", "bitnet_tui", "run", "--headless", "--sessions-dir", str(sdir)]
-        for k, v in {**fixed, **knobs}.items():
-            if v is None:
-                continue
-            if k == "quant":
-                argv.append("--quant" if v else "--no-quant")
+def grid_of(knobs: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """(grid: knob -> values, fixed knobs) from the options as given (sweepable knobs as comma lists)."""
+    grid: dict[str, list[Any]] = {}
+    fixed: dict[str, Any] = {}
+    table = {name: k for name, _, k, _ in knob_table()}
+    for name, raw in knobs.items():
+        if raw is None:
+            continue
+        k = table[name]
+        if k.sweep and isinstance(raw, str):
+            vals = [_parse(name, k, part.strip()) for part in raw.split(",") if part.strip()]
+            if not vals:
+                raise ConfigError(f"--{name.replace('_', '-')} is empty")
+            if len(vals) > 1:
+                grid[name] = vals
             else:
-                argv += [_flag(k), str(v)]
-        jobs.append(Job(knobs=knobs, argv=argv))
-    return jobs
+                fixed[name] = vals[0]
+        else:
+            fixed[name] = raw
+    return grid, fixed
 
 
-def _start(job: Job, threads: int, outdir: Path, n: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-    job.out_path = outdir / f".sweep-{os.getpid()}-{n}.out"
-    out = open(job.out_path, "w", encoding="utf-8")
-    job.proc = subprocess.Popen(job.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
-    out.close()
-    job.status = "starting"
-
-
-def _poll(job: Job) -> None:
-    if job.log is None and job.out_path is not None:
-        try:
-            text = job.out_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
-        for line in text.splitlines():
-            if line.startswith("session: "):
-                job.log = Path(line[len("session: "):].strip())
-                job.follower = Follower(job.log)
-                job.status = "running"
-            elif line.startswith("error: "):
-                job.error = line[len("error: "):]
-    _follow(job)
-    if job.proc is not None and job.proc.poll() is not None and job.status in ("starting", "running", "queued"):
-        job.status = "finished" if job.proc.returncode == 0 else "failed"
-        _poll_last(job)
-
-
-def _follow(job: Job) -> None:
-    """Take the run's new events from its log into the progress row."""
-    if job.follower is None:
-        return
+def _parse(name: str, k: Any, part: str) -> Any:
+    if k.special and part in k.special:
+        return part
+    if k.kind is bool:
+        if part.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            raise ConfigError(f"--{name.replace('_', '-')} takes true/false values, got {part[:40]!r}")
+        return part.lower() in ("true", "yes", "1")
     try:
-        for ev in job.follower.poll():
-            if isinstance(ev, StepDone):
-                job.step, job.loss = ev.step, ev.loss
-            elif isinstance(ev, EvalDone):
-                job.unique, job.state = ev.unique_tokens, ev.state
-            elif isinstance(ev, RunEnded):
-                job.status = ev.reason
-            elif ev.kind == "run_started":
-                job.total = ev.total_steps
-    except (SessionError, OSError):
-        pass
+        value = k.kind(part) if k.kind is not int else int(float(part)) if "e" in part.lower() else int(part)
+    except ValueError:
+        raise ConfigError(f"--{name.replace('_', '-')} takes a comma-separated list of {k.kind.__name__} values, "
+                          f"got {part[:40]!r}") from None
+    return check_value(name, k, value)
 
 
-def _poll_last(job: Job) -> None:
-    status = job.status
-    _follow(job)
-    job.status = status  # the process's exit code has the last word
-    if job.proc is not None and job.proc.returncode not in (0, None) and not job.error and job.out_path:
-        lines = [x for x in job.out_path.read_text(errors="replace").splitlines() if x.strip()]
-        job.error = lines[-1] if lines else f"exit code {job.proc.returncode}"
-
-
-def _table(jobs: list[Job], keys: list[str]) -> Table:
-    t = Table(title="sweep")
+def _progress(jobs: list[Job]) -> Table:
+    t = Table(title="sweep", box=None, header_style="bold")
     for col in ("run", "status", "step", "loss", "unique", "state"):
-        t.add_column(col, justify="right" if col in ("step", "loss", "unique") else "left")
+        t.add_column(col, justify="right" if col in ("step", "loss", "unique") else "left", no_wrap=True)
     for j in jobs:
-        style = {"finished": "green", "failed": "red", "running": "cyan"}.get(j.status, "")
-        t.add_row(
-            Text(j.label(keys) or "run"), Text(j.status, style=style),
-            f"{j.step}/{j.total or '?'}", "" if j.loss is None else f"{j.loss:.3f}",
-            "" if j.unique is None else str(j.unique), Text(safe_text(j.state or j.error, newlines=False, limit=80)),
-        )
+        f = j.fold
+        uniq = f.last_eval.unique_tokens if f.last_eval else None
+        t.add_row(Text(printable(j.label, 60)), Text(j.status, style={"finished": "green", "failed": "red",
+                                                                       "running": "cyan"}.get(j.status, "")),
+                  f"{f.step}/{f.total_steps or '?'}", fmt_value(f.loss if f.last_step_event else None),
+                  "" if uniq is None else str(uniq), Text(printable(f.state or j.error, 80)))
     return t
 
 
-def run_sweep(jobs: list[Job], keys: list[str], n_jobs: int, sdir: Path, console: Console, live: bool) -> bool:
-    """Run the jobs; True when all of them ran to the end. Ctrl+C stops what is running, cleanly."""
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    queue = list(jobs)
-    running: list[Job] = []
-    interrupted = False
-    sdir.mkdir(parents=True, exist_ok=True)
-    n = 0
+def _follow(job: Job) -> None:
+    if job.follower is not None:
+        with contextlib.suppress(SessionError, OSError):
+            job.fold.apply_all(job.follower.poll())
+    if job.proc is not None and job.proc.poll() is not None and job.status in ("starting", "running"):
+        if job.follower is not None:
+            with contextlib.suppress(SessionError, OSError):
+                job.fold.apply_all(job.follower.poll())
+        job.status = "finished" if job.proc.returncode == 0 else "failed"
+        if job.proc.returncode != 0 and job.out is not None:
+            job.error = last_error(job.out)[0]
+
+
+def run_sweep(jobs: list[Job], n_jobs: int, start: Any, con: Console, live: bool) -> bool:
+    """Run the jobs, ``n_jobs`` at a time; True when all ran to the end. Ctrl+C/SIGTERM stop them cleanly."""
+    queue, running = list(jobs), []
+    stopping = False
+
+    def on_term(signum: int, frame: Any) -> None:  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    view = Live(_progress(jobs), console=con, refresh_per_second=2) if live else None
     last_plain = 0.0
-
-    def tick(view: Live | None) -> None:
-        nonlocal n, last_plain
-        while queue and len(running) < n_jobs and not interrupted:
-            job = queue.pop(0)
-            n += 1
-            _start(job, threads, sdir, n)
-            running.append(job)
-        for j in list(running):
-            _poll(j)
-            if j.proc is not None and j.proc.poll() is not None:
-                _poll(j)
-                running.remove(j)
-        if view is not None:
-            view.update(_table(jobs, keys))
-        elif time.monotonic() - last_plain > 10:
-            last_plain = time.monotonic()
-            for j in jobs:
-                console.print(f"{j.label(keys)}: {j.status} step {j.step}/{j.total or '?'} unique {j.unique} {j.state}",
-                              markup=False, highlight=False)
-
-    view = Live(_table(jobs, keys), console=console, refresh_per_second=2) if live else None
     try:
         if view is not None:
             view.start()
         while queue or running:
             try:
-                tick(view)
+                while queue and len(running) < n_jobs and not stopping:
+                    job = queue.pop(0)
+                    start(job)
+                    running.append(job)
+                for j in list(running):
+                    _follow(j)
+                    if j.proc is None or j.proc.poll() is not None:
+                        running.remove(j)
+                if view is not None:
+                    view.update(_progress(jobs))
+                elif time.monotonic() - last_plain > 10:
+                    last_plain = time.monotonic()
+                    for j in jobs:
+                        con.print(f"{j.label}: {j.status} step {j.fold.step}/{j.fold.total_steps or '?'} "
+                                  f"{printable(j.fold.state, 40)}", markup=False, highlight=False)
                 time.sleep(0.5)
             except KeyboardInterrupt:
-                interrupted = True
+                stopping = True
                 queue.clear()
                 for j in running:
                     if j.proc is not None and j.proc.poll() is None:
                         j.proc.send_signal(signal.SIGTERM)
-                console.print("stopping: the running sessions end cleanly and are kept", markup=False)
-        tick(view)
+                con.print("stopping: the running sessions end cleanly and are kept", markup=False)
     finally:
+        signal.signal(signal.SIGTERM, old)
         if view is not None:
             view.stop()
         for j in jobs:
             if j.proc is not None and j.proc.poll() is None:
                 j.proc.wait()
-            if j.out_path is not None:
-                j.out_path.unlink(missing_ok=True)
-    for j in jobs:
-        if j.status == "queued":
-            j.status = "not started"
-    return not interrupted and all(j.status == "finished" for j in jobs)
+            _follow(j)
+            if j.status == "queued":
+                j.status = "not started"
+                if j.log is not None and j.log.exists() and j.log.stat().st_size == 0:
+                    j.log.unlink()
+            if j.out is not None and j.status == "finished":
+                j.out.unlink(missing_ok=True)
+    return not stopping and all(j.status == "finished" for j in jobs)
 
 
+@command("sweep")
+@with_knobs(sweep=True)
 def sweep(
-    lr: Annotated[Optional[str], typer.Option(help="Peak LRs, comma-separated (e.g. 4e-4,5e-4,6e-4,8e-4).")] = None,
-    hidden: Annotated[Optional[str], typer.Option(help="Model widths, comma-separated (e.g. 256,512).")] = None,
-    label_smoothing: Annotated[Optional[str], typer.Option(help="Label smoothing values (e.g. 0,0.1).")] = None,
-    grad_clip: Annotated[Optional[str], typer.Option(help="Grad-clip values; 0 = off (e.g. 0,0.1).")] = None,
-    schedule: Annotated[Optional[str], typer.Option(help="Schedules (e.g. two-stage,stage1).")] = None,
-    seed: Annotated[Optional[str], typer.Option(help="Seeds (e.g. 0,1,2).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per run.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Sequences per step.")] = None,
-    context: Annotated[Optional[int], typer.Option(help="Tokens per sequence.")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="Decoder blocks.")] = None,
-    heads: Annotated[Optional[int], typer.Option(help="Attention heads.")] = None,
-    vocab_size: Annotated[Optional[int], typer.Option(help="BPE vocabulary size.")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Steps between evals.")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Your text (.txt, folder, .jsonl).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
-    quant: Annotated[Optional[bool], typer.Option("--quant/--no-quant", help="BitNet b1.58 or full precision.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Runs at once (CPU threads are split between them).")] = 1,
-    preset: Annotated[Optional[str], typer.Option(help="A named sweep (e.g. seed-report); flags override it.")] = None,
+    *,
+    knobs: dict[str, Any],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64,
+                                      help="Runs at once (CPU threads are split between them).")] = 1,
+    preset: Annotated[str | None, typer.Option(help="A named sweep (e.g. seed-report); flags override it.")] = None,
     sessions_dir_opt: SessionsDirOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the compare table as JSON at the end.")] = False,
+    as_json: JsonOption = False,
+    diagnose: Annotated[bool, typer.Option("--diagnose/--no-diagnose", help="End with diagnose on every run.")] = True,
 ) -> None:
     """Run a grid of headless sessions and compare them (the report's experiments, one command)."""
-    try:
-        if jobs < 1:
-            raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-        grid: dict[str, list[Any]] = {}
-        fixed: dict[str, Any] = {}
-        if preset is not None:
-            p = get_preset(preset)
-            fixed.update(p.get("knobs", {}))
-            grid.update({k: list(v) for k, v in p.get("sweep", {}).items()})
-        lists = {"lr": (lr, float), "hidden": (hidden, int), "label_smoothing": (label_smoothing, float),
-                 "grad_clip": (grad_clip, float), "schedule": (schedule, str), "seed": (seed, int)}
-        for k, (raw, kind) in lists.items():
-            vals = parse_list(k, raw, kind)
-            if vals is not None:
-                grid[k] = vals
-                fixed.pop(k, None)
-        given = {"steps": steps, "batch_size": batch_size, "context": context, "layers": layers, "heads": heads,
-                 "vocab_size": vocab_size, "eval_every": eval_every, "data": data, "device": device, "quant": quant}
-        fixed.update({k: v for k, v in given.items() if v is not None})
+    grid, fixed = grid_of(knobs)
+    if preset is not None:
+        p = get_preset(preset)
+        given = {k for k in knobs if knobs[k] is not None}
+        fixed = {**{k: v for k, v in p.get("knobs", {}).items() if k not in given}, **fixed}
+        pgrid = p.get("grid") or [dict(zip(p.get("sweep", {}), combo))
+                                  for combo in itertools.product(*p.get("sweep", {}).values())]
+    else:
+        pgrid = None
+    if pgrid is None:
         if not grid:
-            raise ConfigError("nothing to sweep: give at least one list (e.g. --lr 1e-3,3e-3) or --preset")
-        for k in list(grid):
-            if k in fixed:
-                fixed.pop(k)
-    except ConfigError as e:
-        fail(str(e))
-        return
-    sdir = sessions_dir(sessions_dir_opt)
-    job_list = build_jobs(grid, fixed, sdir)
-    keys = [k for k in grid if len(grid[k]) > 1] or list(grid)
-    console = Console(stderr=True)
-    typer.echo(f"sweep: {len(job_list)} runs, {jobs} at a time, sessions in {sdir}", err=True)
-    ok = run_sweep(job_list, keys, jobs, sdir, console, live=console.is_terminal)
+            fail("nothing to sweep: give a knob several values (e.g. --lr 1e-3,3e-3) or --preset")
+        keys = list(grid)
+        pgrid = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+    else:
+        pgrid = [{**point, **{k: v[0] for k, v in grid.items()}} for point in pgrid] if grid else pgrid
+    job_list = []
+    for point in pgrid:
+        kn = {**fixed, **point}
+        job_list.append(Job(knobs=kn, label=" ".join(f"{k}={v}" for k, v in point.items()) or "run"))
+    plans = [plan_run(j.knobs, sessions=sessions_dir_opt) for j in job_list]  # every config is checked first
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+
+    def start(job: Job) -> None:
+        plan = plans[job_list.index(job)]
+        job.log, job.out = claim(plan)
+        argv = child_argv(job.knobs, job.log, sessions=plan.sessions.resolve())
+        with open(job.out, "ab") as out:
+            job.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        env=child_env(OMP_NUM_THREADS=str(threads)))
+        job.follower = Follower(job.log)
+        job.status = "running"
+
+    con = Console(stderr=True)
+    typer.echo(f"sweep: {len(job_list)} runs, {jobs} at a time, sessions in {plans[0].sessions}", err=True)
+    ok = run_sweep(job_list, jobs, start, con, live=con.is_terminal)
     for j in job_list:
         if j.error:
-            typer.echo(f"warning: {j.label(keys)}: {safe_text(j.error, newlines=False, limit=300)}", err=True)
-    logs = [j.log for j in job_list if j.log is not None and j.log.exists()]
+            warn(f"{j.label}: {j.error}")
     summaries = []
-    for log in logs:
-        try:
-            summaries.append(read_summary(log))
-        except SessionError as e:
-            typer.echo(f"warning: {e}", err=True)
+    for j in job_list:
+        if j.log is not None and j.log.exists() and j.log.stat().st_size:
+            try:
+                summaries.append(read_summary(j.log))
+            except SessionError as e:
+                warn(e)
     if not summaries:
         fail("no run of the sweep produced a readable session", code=1)
     table = compare(summaries)
     if as_json:
-        import json
-
-        typer.echo(json.dumps(table.to_json(), ensure_ascii=False, allow_nan=False))
+        emit_json(table.to_json())
     else:
-        _console().print(_compare_table(table))
+        console().print(compare_table(table, wide=False))
+        if diagnose:
+            from bitnet_tui.cli.diagnose import print_diagnoses
+
+            print_diagnoses([Path(s.path) for s in summaries])
     if not ok:
-        raise typer.Exit(0 if all(j.status in ("finished", "interrupted", "terminated", "not started")
-                                  for j in job_list) else 1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("sweep")(sweep)
+        raise typer.Exit(0 if all(j.status in ("finished", "not started") for j in job_list) else 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,7 +15,8 @@ from textual.widgets.option_list import Option
 
 from bitnet_model.control.commands import check_lr
 from bitnet_model.log.text import printable
-from bitnet_model.train.config import ConfigError
+from bitnet_model.train.config import ConfigError, RunConfig
+from bitnet_model.train.schedule import next_peak
 
 
 def parse_lr(raw: str) -> tuple[float | None, str]:
@@ -28,20 +30,37 @@ def parse_lr(raw: str) -> tuple[float | None, str]:
         return None, printable(str(e)[:1].upper() + str(e)[1:] + ".", 200)
 
 
+def lr_outlook(feed: Any) -> str:
+    """What a typed LR will do, in words: the LR now and, during warmup, the schedule's coming peak."""
+    now = f"{feed.lr:.3g}" if math.isfinite(feed.lr) else "unknown"
+    text = f"The LR is {now} now."
+    try:
+        train = RunConfig.from_dict(feed.config).train if feed.config.get("train") else None
+    except (ConfigError, TypeError, ValueError):
+        train = None
+    peak = next_peak(feed.step, train) if train is not None else None
+    if peak is not None:
+        text += (f" The schedule is warming up toward {peak[1]:.3g} at step {peak[0]}: a typed LR holds from now "
+                 "until then, and the decay after it stays below the typed value.")
+    else:
+        text += " A typed LR is the LR from now on; the rest of the schedule's decay keeps its shape below it."
+    return text
+
+
 class LRDialog(ModalScreen[float | None]):
-    """Ask for a new learning rate; refuse anything the trainer would refuse."""
+    """Ask for a new learning rate; refuse anything the trainer would refuse; say what it will do."""
 
     AUTO_FOCUS = "Input"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, current: float) -> None:
+    def __init__(self, feed: Any) -> None:
         super().__init__()
-        self.current = current
+        self.feed = feed
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            now = f"{self.current:.3g}" if math.isfinite(self.current) else "unknown"
-            yield Label(f"New learning rate (now {now}); Enter to apply, Esc to cancel")
+            yield Label(Text(lr_outlook(self.feed)), id="lr-outlook")
+            yield Label("New learning rate; Enter to apply, Esc to cancel")
             yield Input(placeholder="e.g. 5e-4", id="lr-input")
             yield Label("", id="lr-error", classes="error")
 

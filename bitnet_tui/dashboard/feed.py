@@ -1,80 +1,30 @@
-"""What the dashboard knows about a run, built from the event stream alone.
+"""What the dashboard knows about a run: the one fold of its events, plus bounded series to plot.
 
-Nothing here imports textual: the live app, replay, watch, the benches and the
-tests all push the same events through :meth:`Feed.apply` and read the same
-series back. Three pieces:
-
-- :class:`EventBuffer`: the producer side of the live and watch paths. The
-  training (or polling) thread calls it for each event; it appends to a deque
-  (O(1), never blocks) and the UI drains it on a timer.
-- :class:`Series`: a bounded, incrementally downsampled series. Points fall into
-  buckets of ``width`` consecutive samples; when there are more than
-  ``capacity`` buckets, neighbours merge and ``width`` doubles. Drawing cost
-  stays flat whether the run has 100 steps or 100,000.
-- :class:`Feed`: the run's state (header, latest eval, latest weights, timeline,
-  series) with a version counter per panel, so a panel redraws only when its
-  data changed. :class:`Player` walks a logged event list for replay.
+Nothing here imports textual: the live app, replay, watch, the benches and the tests push the same events
+through :meth:`Feed.apply` and read the same series back. :class:`Series` is a bounded, incrementally
+downsampled series (points fall into buckets; when there are too many, neighbours merge and the bucket
+width doubles), so drawing costs the same at 100 steps or 100,000. A version counter per panel lets a
+panel redraw only when its data changed.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
-from pathlib import PurePath
 from typing import Any
 
-from bitnet_model.log.events import (
-    Alert,
-    CheckpointSaved,
-    EvalDone,
-    Event,
-    Intervention,
-    RunEnded,
-    RunStarted,
-    StepDone,
-    WeightsSnapshot,
-)
-from bitnet_model.log.text import safe_text
-
-
-def printable(text: Any, limit: int = 2000) -> str:
-    """One line of untrusted text, safe to put in a Rich ``Text``.
-
-    Control characters (ESC included, so ANSI CSI and OSC sequences), newlines and
-    bidi overrides become visible ``\\x1b``-style escapes via ``safe_text``. Rich
-    markup is never parsed because callers build ``Text`` objects, never markup strings.
-    """
-    return safe_text(text, newlines=False, limit=limit)
-
+from bitnet_model.analysis.detector import DetectorConfig
+from bitnet_model.analysis.fold import RunFold
+from bitnet_model.analysis.summary import detector_config
+from bitnet_model.control.commands import LR_ACTIONS
+from bitnet_model.log.events import EvalDone, Event, Intervention, RunStarted, StepDone, WeightsSnapshot
+from bitnet_model.log.text import printable
 
 CAPACITY = 512
 """Buckets per series: between 256 and 512 points drawn, more than a 200-column braille plot can show."""
-
-
-class EventBuffer:
-    """Thread-safe hand-off from a producer thread to the UI: append now, drain later."""
-
-    def __init__(self) -> None:
-        self._events: deque[Event] = deque()
-
-    def __call__(self, event: Event) -> None:
-        self._events.append(event)
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-    def drain(self, limit: int | None = None) -> list[Event]:
-        """Everything appended so far (at most ``limit``), oldest first."""
-        out: list[Event] = []
-        pop = self._events.popleft
-        n = len(self._events) if limit is None else min(limit, len(self._events))
-        for _ in range(n):
-            out.append(pop())
-        return out
+HISTORY = 160
+"""Columns kept of the per-layer history (heatmap); older snapshots merge pairwise."""
 
 
 class Series:
@@ -98,8 +48,8 @@ class Series:
     def __len__(self) -> int:
         return len(self.x)
 
-    def append(self, x: float, y: float) -> None:
-        if not math.isfinite(y):
+    def append(self, x: float, y: float | None) -> None:
+        if y is None or not math.isfinite(y) or abs(y) > 1e300:
             return
         self.count += 1
         self.last_x, self.last_y = x, y
@@ -108,10 +58,8 @@ class Series:
             self._n[i] += 1
             self._sum[i] += y
             self.mean[i] = self._sum[i] / self._n[i]
-            if y < self.lo[i]:
-                self.lo[i] = y
-            if y > self.hi[i]:
-                self.hi[i] = y
+            self.lo[i] = min(self.lo[i], y)
+            self.hi[i] = max(self.hi[i], y)
             return
         self.x.append(x)
         self.mean.append(y)
@@ -123,16 +71,15 @@ class Series:
             self._merge()
 
     def _merge(self) -> None:
-        """Halve the bucket count: each pair becomes one bucket twice as wide."""
+        """Halve the bucket count: each pair becomes one bucket twice as wide (an odd tail stays)."""
         n = len(self.x) // 2 * 2
-        x, lo, hi, cnt, sm = [], [], [], [], []
-        for i in range(0, n, 2):
-            x.append(self.x[i])
-            lo.append(min(self.lo[i], self.lo[i + 1]))
-            hi.append(max(self.hi[i], self.hi[i + 1]))
-            cnt.append(self._n[i] + self._n[i + 1])
-            sm.append(self._sum[i] + self._sum[i + 1])
-        if n < len(self.x):  # odd tail: a partly filled bucket stays as it is
+        pairs = range(0, n, 2)
+        x = [self.x[i] for i in pairs]
+        lo = [min(self.lo[i], self.lo[i + 1]) for i in pairs]
+        hi = [max(self.hi[i], self.hi[i + 1]) for i in pairs]
+        cnt = [self._n[i] + self._n[i + 1] for i in pairs]
+        sm = [self._sum[i] + self._sum[i + 1] for i in pairs]
+        if n < len(self.x):
             x.append(self.x[-1])
             lo.append(self.lo[-1])
             hi.append(self.hi[-1])
@@ -140,130 +87,131 @@ class Series:
             sm.append(self._sum[-1])
         self.width *= 2
         self.x, self.lo, self.hi, self._n, self._sum = x, lo, hi, cnt, sm
-        self.mean = [s / c for s, c in zip(sm, cnt, strict=True)]
-
-
-STATE_LABELS = {
-    "": "no eval yet",
-    "not_learning": "not learning yet",
-    "unigram": "unigram phase",
-    "healthy": "healthy",
-    "collapsing": "collapsing",
-    "collapsed": "collapsed",
-    "recovering": "recovering",
-    "recovered": "recovered",
-}
-
-PANELS = ("header", "loss", "unique", "weights", "lr", "timeline", "samples")
+        self.mean = [s / c for s, c in zip(sm, cnt)]
 
 
 @dataclass
-class TimelineEntry:
-    step: int
-    time: float
-    kind: str
-    """alert, intervention, checkpoint, end."""
-    level: str
-    """info, warning, error."""
-    text: str
-    """Already made printable."""
-    short: str = ""
-    """A few words for the header (printable)."""
+class LayerHistory:
+    """Per-layer values over time for the heatmap: columns are snapshots (merged pairwise past ``HISTORY``)."""
+
+    names: list[str] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    zero: list[list[float]] = field(default_factory=list)
+    flip: list[list[float]] = field(default_factory=list)
+    scale: list[list[float]] = field(default_factory=list)
+
+    def add(self, ev: WeightsSnapshot) -> None:
+        names = [printable(lw.name, 120) for lw in ev.layers]
+        if names != self.names:
+            self.names, self.steps, self.zero, self.flip, self.scale = names, [], [], [], []
+        self.steps.append(ev.step)
+        self.zero.append([lw.zero for lw in ev.layers])
+        self.flip.append([lw.flip_rate for lw in ev.layers])
+        self.scale.append([lw.scale for lw in ev.layers])
+        if len(self.steps) > HISTORY:
+            for col in (self.zero, self.flip, self.scale):
+                col[:] = [_nanmean_cols(col[i], col[i + 1]) for i in range(0, len(col) - 1, 2)] + \
+                    ([col[-1]] if len(col) % 2 else [])
+            self.steps[:] = self.steps[1::2] + ([self.steps[-1]] if len(self.steps) % 2 else [])
 
 
-@dataclass
-class Feed:
-    """The run as the panels see it. Apply events in order; read series and versions."""
+def _nanmean_cols(a: list[float], b: list[float]) -> list[float]:
+    out = []
+    for x, y in zip(a, b):
+        vals = [v for v in (x, y) if math.isfinite(v)]
+        out.append(sum(vals) / len(vals) if vals else math.nan)
+    return out
 
-    capacity: int = CAPACITY
-    header: RunStarted | None = None
-    step: int = 0
-    total_steps: int = 0
-    loss: float = math.nan
-    lr: float = math.nan
-    weight_decay: float = math.nan
-    tokens_per_s: float = math.nan
-    stage: int = 1
-    state: str = ""
-    paused: bool = False
-    ended: RunEnded | None = None
-    last_time: float | None = None
-    first_time: float | None = None
-    last_eval: EvalDone | None = None
-    last_weights: WeightsSnapshot | None = None
-    timeline: list[TimelineEntry] = field(default_factory=list)
-    interventions: list[tuple[int, str]] = field(default_factory=list)
-    """(step, action) of every LR intervention, for markers on the LR plot."""
-    last_alert: TimelineEntry | None = None
-    last_intervention: TimelineEntry | None = None
-    alerts: int = 0
-    events: int = 0
-    versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PANELS, 0))
 
-    def __post_init__(self) -> None:
-        c = self.capacity
-        self.train_loss = Series(c)
-        self.val_loss = Series(c)
-        self.unique = Series(c)
-        self.lr_series = Series(c)
-        self.wd_series = Series(c)
-        self.zero_mean = Series(c)
-        self.zero_lo = Series(c)
-        self.zero_hi = Series(c)
-        self.flip_mean = Series(c)
-        self.flip_hi = Series(c)
+PANELS = ("header", "loss", "unique", "weights", "lr", "timeline", "samples", "metrics")
+
+
+class Feed(RunFold):
+    """The run as the panels see it: the fold, bounded series, per-layer history and a version per panel."""
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        super().__init__()
+        self.capacity = capacity
+        c = capacity
+        self.train_loss, self.val_loss, self.unique, self.unique_share = Series(c), Series(c), Series(c), Series(c)
+        self.lr_series, self.wd_series, self.grad_norm_series = Series(c), Series(c), Series(c)
+        self.zero_mean, self.flip_mean, self.scale_mean = Series(c), Series(c), Series(c)
+        self.report_unique = Series(c)
+        self.metrics: dict[str, Series] = {}
+        """User metrics (``Monitor.step(**metrics)`` and eval extras), by name."""
+        self.layers = LayerHistory()
+        self.versions: dict[str, int] = dict.fromkeys(PANELS, 0)
         self._rate: deque[tuple[int, float]] = deque(maxlen=64)
+        self.detector: DetectorConfig = DetectorConfig()
+        self.history: Feed | None | bool = None
+        """The parent run up to the fork (drawn dimmed); False once looked for and absent."""
 
-    # -- reading ---------------------------------------------------------------
+    def _touch(self, *panels: str) -> None:
+        for p in panels:
+            self.versions[p] += 1
 
-    @property
-    def run_name(self) -> str:
-        return printable(self.header.run_name, 200) if self.header else "(no run_started yet)"
+    def apply(self, e: Event) -> None:
+        super().apply(e)
+        if isinstance(e, StepDone):
+            s = e.step
+            self.train_loss.append(s, e.loss)
+            self.lr_series.append(s, e.lr)
+            self.wd_series.append(s, e.weight_decay)
+            self.grad_norm_series.append(s, e.grad_norm)
+            for k, v in e.extra.items():
+                self._metric(k).append(s, v)
+            if e.tokens_per_s is not None:
+                self._rate.append((s, e.time))
+            v = self.versions
+            v["header"] += 1
+            v["loss"] += 1
+            v["lr"] += 1
+            if e.extra:
+                v["metrics"] += 1
+        elif isinstance(e, EvalDone):
+            self.val_loss.append(e.step, e.val_loss)
+            self.unique.append(e.step, float(e.unique_tokens))
+            if e.generated_tokens:
+                self.unique_share.append(e.step, e.unique_tokens / e.generated_tokens)
+            if e.report_unique is not None:
+                self.report_unique.append(e.step, float(e.report_unique))
+            for k, val in e.extra.items():
+                self._metric(k).append(e.step, val)
+            self._touch("header", "loss", "unique", "samples", *(("metrics",) if e.extra else ()))
+        elif isinstance(e, WeightsSnapshot):
+            layers = e.layers
+            if layers:
+                zeros = [lw.zero for lw in layers if math.isfinite(lw.zero)]
+                flips = [lw.flip_rate for lw in layers if math.isfinite(lw.flip_rate)]
+                scales = [lw.scale for lw in layers if math.isfinite(lw.scale)]
+                for series, vals in ((self.zero_mean, zeros), (self.flip_mean, flips), (self.scale_mean, scales)):
+                    if vals:
+                        series.append(e.step, sum(vals) / len(vals))
+                self.layers.add(e)
+            self._touch("weights")
+        elif isinstance(e, RunStarted):
+            self.detector = detector_config(e.config if isinstance(e.config, dict) else {})
+            self._touch(*PANELS)
+        else:
+            self._touch("header", "timeline")
+            if isinstance(e, Intervention):
+                if e.action in LR_ACTIONS:
+                    self._touch("lr")
+                elif e.action == "resume":
+                    self._rate.clear()  # the ETA must not count the pause
 
-    @property
-    def parent(self) -> tuple[str, str, int] | None:
-        """(relation, name, step) of the session this one was forked or resumed from (printable), else None."""
-        parent = self.header.parent if self.header else None
-        if not isinstance(parent, dict):
-            return None
-        step = parent.get("step")
-        if not isinstance(step, int) or isinstance(step, bool):
-            return None
-        name = parent.get("name")
-        if not isinstance(name, str) or not name:
-            session = parent.get("session")
-            name = PurePath(session).name.removesuffix(".jsonl") if isinstance(session, str) and session else "?"
-        relation = "resumed" if parent.get("relation") == "resume" else "forked"
-        return relation, printable(name, 120), step
 
-    @property
-    def fork_step(self) -> int | None:
-        """The step this session starts from when it continues another: marked on the loss and LR plots."""
-        parent = self.parent
-        return parent[2] if parent is not None else None
+    def _metric(self, name: str) -> Series:
+        key = printable(name, 60)
+        s = self.metrics.get(key)
+        if s is None:
+            s = self.metrics[key] = Series(self.capacity)
+        return s
 
+    # -- reading -------------------------------------------------------------------------------
     @property
     def device(self) -> str:
         return printable(self.header.device, 100) if self.header else "?"
-
-    @property
-    def ln_vocab(self) -> float | None:
-        return self.header.ln_vocab if self.header else None
-
-    @property
-    def unigram_entropy(self) -> float | None:
-        return self.header.unigram_entropy if self.header else None
-
-    def thresholds(self) -> dict[str, int]:
-        """Detector thresholds from the run's config, with DiagConfig's defaults."""
-        out = {"collapse_unique": 5, "collapsing_unique": 10, "recovered_unique": 15}
-        diag = (self.header.config or {}).get("diag", {}) if self.header else {}
-        if isinstance(diag, dict):
-            for k in out:
-                v = diag.get(k)
-                if isinstance(v, int) and not isinstance(v, bool):
-                    out[k] = v
-        return out
 
     def steps_per_s(self) -> float | None:
         """Recent step rate from logged times (no wall clock: replays render the same)."""
@@ -280,222 +228,13 @@ class Feed:
             return None
         return max(0.0, (self.total_steps - self.step) / rate)
 
-    @property
-    def state_label(self) -> str:
-        return STATE_LABELS.get(self.state, printable(self.state, 40))
-
-    # -- writing ---------------------------------------------------------------
-
-    def _touch(self, *panels: str) -> None:
-        v = self.versions
-        for p in panels:
-            v[p] += 1
-
-    def apply_all(self, events: Iterable[Event]) -> None:
-        for e in events:
-            self.apply(e)
-
-    def apply(self, e: Event) -> None:
-        self.events += 1
-        self.last_time = e.time
-        if self.first_time is None:
-            self.first_time = e.time
-        if isinstance(e, StepDone):
-            self.step = e.step
-            self.loss = e.loss
-            self.lr = e.lr
-            self.weight_decay = e.weight_decay
-            self.tokens_per_s = e.tokens_per_s
-            self.stage = e.stage
-            self.train_loss.append(e.step, e.loss)
-            self.lr_series.append(e.step, e.lr)
-            self.wd_series.append(e.step, e.weight_decay)
-            self._rate.append((e.step, e.time))
-            v = self.versions
-            v["header"] += 1
-            v["loss"] += 1
-            v["lr"] += 1
-        elif isinstance(e, EvalDone):
-            self.step = max(self.step, e.step)
-            self.last_eval = e
-            self.val_loss.append(e.step, e.val_loss)
-            self.unique.append(e.step, float(e.unique_tokens))
-            if e.state:
-                self.state = e.state
-            self._touch("header", "loss", "unique", "samples")
-        elif isinstance(e, WeightsSnapshot):
-            self.last_weights = e
-            layers = e.layers
-            if layers:
-                zeros = [lw.zero for lw in layers]
-                self.zero_mean.append(e.step, sum(zeros) / len(zeros))
-                self.zero_lo.append(e.step, min(zeros))
-                self.zero_hi.append(e.step, max(zeros))
-                flips = [lw.flip_rate for lw in layers if math.isfinite(lw.flip_rate)]
-                if flips:
-                    self.flip_mean.append(e.step, sum(flips) / len(flips))
-                    self.flip_hi.append(e.step, max(flips))
-            self._touch("weights")
-        elif isinstance(e, Alert):
-            self.alerts += 1
-            if e.state_to:
-                self.state = e.state_to
-            text = short = printable(e.message, 300)
-            if e.state_from or e.state_to:
-                short = f"{printable(e.state_from, 40) or 'start'} → {printable(e.state_to, 40) or '?'}"
-                text = f"{short}: {text}"
-            entry = TimelineEntry(e.step, e.time, "alert", printable(e.level, 20), text, short[:80])
-            self.timeline.append(entry)
-            self.last_alert = entry
-            self._touch("header", "timeline")
-        elif isinstance(e, Intervention):
-            action = printable(e.action, 40)
-            if action == "pause":
-                self.paused = True
-            elif action == "resume":
-                self.paused = False
-            if action in ("set_lr", "scale_lr", "undo_lr"):
-                self.interventions.append((e.step, action))
-                self._touch("lr")
-            short = f"{action} {_fmt_value(e.old)} → {_fmt_value(e.new)}"
-            text = f"{short} (by {printable(e.source, 40)})"
-            entry = TimelineEntry(e.step, e.time, "intervention", "info", text, short)
-            self.timeline.append(entry)
-            self.last_intervention = entry
-            self._touch("header", "timeline")
-        elif isinstance(e, CheckpointSaved):
-            text = f"checkpoint {printable(e.path, 300)}"
-            self.timeline.append(TimelineEntry(e.step, e.time, "checkpoint", "info", text))
-            self._touch("timeline")
-        elif isinstance(e, RunEnded):
-            self.ended = e
-            self.paused = False
-            text = f"run ended: {printable(e.reason, 40)}"
-            if e.error:
-                text += f": {printable(e.error, 300)}"
-            level = "error" if e.reason == "error" else "info"
-            self.timeline.append(TimelineEntry(e.step, e.time, "end", level, text))
-            self._touch("header", "timeline")
-        elif isinstance(e, RunStarted):
-            self.header = e
-            self.total_steps = e.total_steps
-            self.step = max(self.step, e.step)
-            self._touch(*PANELS)
-
-
-def _fmt_value(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return printable(v, 60)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "--"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
-SPEEDS: dict[str, float] = {"1": 1.0, "2": 10.0, "3": 100.0, "0": math.inf}
-
-
-class Player:
-    """A cursor over a logged event list: what replay has shown so far.
-
-    ``cursor`` is how many events have been applied to ``feed``. Moving backwards
-    rebuilds the feed from the start (the feed is append-only by design).
-    """
-
-    MAX_GAP_S = 2.0
-    """A pause in the log longer than this (in replay seconds) is skipped."""
-
-    def __init__(self, events: Sequence[Event], *, speed: float = 1.0, capacity: int = CAPACITY) -> None:
-        self.events = list(events)
-        self.speed = speed
-        self.capacity = capacity
-        self.playing = True
-        self.feed = Feed(capacity=capacity)
-        self.cursor = 0
-        self.clock: float | None = None
-        """Logged time the replay has reached."""
-        self.steps = list(accumulate((e.step for e in self.events), max))
-        """Running maximum of the logged steps: sorted, so seeking can bisect."""
-        self.alert_idx = [i for i, e in enumerate(self.events) if isinstance(e, Alert)]
-
-    @property
-    def at_end(self) -> bool:
-        return self.cursor >= len(self.events)
-
-    def reset(self) -> None:
-        self.feed = Feed(capacity=self.capacity)
-        self.cursor = 0
-        self.clock = None
-
-    def apply_to(self, index: int) -> None:
-        """Apply events until ``cursor == index`` (rebuilding if ``index`` is behind)."""
-        index = max(0, min(index, len(self.events)))
-        if index < self.cursor:
-            self.reset()
-        apply = self.feed.apply
-        evs = self.events
-        for i in range(self.cursor, index):
-            apply(evs[i])
-        self.cursor = index
-        if index:
-            self.clock = evs[index - 1].time
-
-    def tick(self, wall_dt: float, budget_events: int = 20_000) -> int:
-        """Advance by ``wall_dt`` seconds of replay time; returns events applied."""
-        if not self.playing or self.at_end:
-            return 0
-        start = self.cursor
-        if math.isinf(self.speed):
-            self.apply_to(self.cursor + budget_events)
-            return self.cursor - start
-        evs = self.events
-        if self.clock is None:
-            self.clock = evs[0].time
-        self.clock += wall_dt * self.speed
-        nxt = evs[self.cursor].time
-        if nxt - self.clock > self.MAX_GAP_S * self.speed:
-            self.clock = nxt
-        end = self.cursor
-        n = len(evs)
-        limit = min(n, self.cursor + budget_events)
-        while end < limit and evs[end].time <= self.clock:
-            end += 1
-        clock = self.clock
-        self.apply_to(end)
-        self.clock = clock
-        return self.cursor - start
-
-    def seek_step(self, step: int) -> None:
-        """Show everything logged up to and including ``step``."""
-        idx = bisect.bisect_right(self.steps, step)
-        self.apply_to(max(idx, 1 if self.events else 0))
-
-    def to_start(self) -> None:
-        self.apply_to(1 if self.events else 0)
-
-    def to_end(self) -> None:
-        self.apply_to(len(self.events))
-
-    def next_alert(self) -> bool:
-        for i in self.alert_idx:
-            if i >= self.cursor:
-                self.apply_to(i + 1)
-                return True
-        return False
-
-    def prev_alert(self) -> bool:
-        for i in reversed(self.alert_idx):
-            if i < self.cursor - 1:
-                self.apply_to(i + 1)
-                return True
-        return False
+    def detail(self) -> dict[str, Any]:
+        """Figures of the latest eval for a header line: share, repetition, thresholds."""
+        e = self.last_eval
+        if e is None:
+            return {}
+        c = self.detector
+        return {"unique": e.unique_tokens, "generated": e.generated_tokens,
+                "share": e.unique_tokens / e.generated_tokens if e.generated_tokens else 0.0,
+                "repetition": e.repetition, "collapse": c.collapse_share, "collapsing": c.collapsing_share,
+                "recovered": c.recovered_share}

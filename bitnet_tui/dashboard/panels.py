@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
-from bitnet_model.log.text import printable
-from bitnet_tui.dashboard.feed import Feed, fmt_duration
+from bitnet_model.log.text import fmt_duration, fmt_value, printable
+from bitnet_tui.dashboard.feed import Feed
 
 
 class TernaryTable(Static):
@@ -129,7 +129,7 @@ def render_samples(feed: Feed) -> Text:
     out = Text()
     out.append(f"step {e.step}", style="bold")
     out.append(f"  unique {e.unique_tokens}/{e.generated_tokens}  distinct-2 {e.distinct2:.2f}  "
-               f"top share {e.top_share:.2f}  held-out {e.val_loss:.3f}\n")
+               f"top share {e.top_share:.2f}  held-out {fmt_value(e.val_loss)}\n")
     out.append("top tokens: ", style="bold")
     for i, (tok, count) in enumerate(e.top_tokens[:8]):
         if i:
@@ -175,7 +175,14 @@ class HeaderBar(Static):
         return True
 
 
+STATE_LABELS = {
+    "": "no eval yet", "not_learning": "not learning yet", "unigram": "unigram phase", "healthy": "healthy",
+    "collapsing": "collapsing", "collapsed": "collapsed", "recovering": "recovering", "recovered": "recovered",
+    "unlearning": "unlearning",
+}
+
 STATE_STYLES = {
+    "unlearning": "bold white on red",
     "healthy": "bold green",
     "recovered": "bold green",
     "collapsing": "bold yellow",
@@ -198,7 +205,7 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None) -> Text:
         t.append(f"  {relation} from ", style="dim")
         t.append(f"{name}@{step}", style="bold")
     t.append("  ")
-    t.append(f" {feed.state_label} ", style=STATE_STYLES.get(feed.state, "bold"))
+    t.append(f" {STATE_LABELS.get(feed.state, printable(feed.state, 40))} ", style=STATE_STYLES.get(feed.state, "bold"))
     if feed.paused:
         t.append("  ")
         t.append(" PAUSED ", style="reverse")

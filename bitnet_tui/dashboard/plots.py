@@ -113,15 +113,15 @@ class UniquePlot(FeedPlot):
             _no_data(plt, "unique tokens")
             return
         x0, x1 = _span(s) or (0, 1)
-        th = feed.thresholds()
-        for key, label, color in (
-            ("recovered_unique", "recovered ≥", "green"),
-            ("collapsing_unique", "collapsing ≤", "yellow"),
-            ("collapse_unique", "collapsed ≤", "red"),
+        c, n = feed.detector, feed.last_eval.generated_tokens if feed.last_eval else 256
+        for share, label, color in (
+            (c.recovered_share, "recovered ≥", "green"),
+            (c.collapsing_share, "collapsing ≤", "yellow"),
+            (c.collapse_share, "collapsed ≤", "red"),
         ):
-            plt.plot([x0, x1], [th[key]] * 2, label=f"{label}{th[key]}", color=color)
+            plt.plot([x0, x1], [share * n] * 2, label=f"{label}{share:.0%}", color=color)
         plt.plot(s.x, s.mean, label="unique", color="cyan", marker="dot")
-        top = max(max(s.hi), th["recovered_unique"]) * 1.1
+        top = max(max(s.hi), c.recovered_share * n) * 1.1
         plt.ylim(0, top)
         plt.xlabel("step")
 
@@ -139,7 +139,7 @@ class LRPlot(FeedPlot):
         if w.x:
             plt.plot(w.x, w.mean, label="wd (right)", color="orange", yside="right")
         # One marker per intervention; many close together collapse to one column anyway.
-        marks = sorted({step for step, _ in feed.interventions})
+        marks = sorted({step for step, _ in feed.lr_changes})
         if len(marks) > 200:
             marks = marks[:: math.ceil(len(marks) / 200)]
         for step in marks:
@@ -160,9 +160,6 @@ class WeightsPlot(FeedPlot):
             return
         many = len(feed.last_weights.layers) > 1 if feed.last_weights else False
         plt.plot(z.x, z.mean, label="zero frac" + (" (mean)" if many else ""), color="blue")
-        if many:
-            plt.plot(feed.zero_lo.x, feed.zero_lo.mean, label="min/max", color="gray")
-            plt.plot(feed.zero_hi.x, feed.zero_hi.mean, color="gray")
         f = feed.flip_mean
         if f.x:
             plt.plot(f.x, f.mean, label="flip rate (right)", color="red", yside="right")

@@ -1,0 +1,170 @@
+"""``diagnose``: the verdict a person would write after reading the dashboards.
+
+Which disease (never learned, unigram phase, stuck unigram phase, unlearning with decaying weights,
+degenerate decoding after learning, healthy), when it began, the figures that show it, the likely causes
+ranked by the evidence for each (the optimizer audit, the ternary scales, the flip rate, the LR history,
+interventions), and what to try as a command. Every cause is a hypothesis with its evidence beside it:
+the ranking says which one the figures support most, not that it is proven.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bitnet_model.analysis import verdict as V
+from bitnet_model.analysis.fold import RunFold
+from bitnet_model.analysis.summary import Summary
+from bitnet_model.log.events import jsonable
+from bitnet_model.log.text import fmt_num, fmt_value
+
+DISEASES = {
+    V.NO_EVALS: "no evals yet", V.DIVERGED: "diverged", V.NEVER_LEARNED: "never learned",
+    V.UNIGRAM_PHASE: "unigram phase", V.STUCK_UNIGRAM: "stuck in the unigram phase",
+    V.UNLEARNED: "unlearning", V.NEVER_DIVERSE: "degenerate decoding after learning",
+    V.COLLAPSING: "degenerate decoding after learning", V.COLLAPSED_STAYED: "degenerate decoding after learning",
+    V.COLLAPSED_RECOVERING: "degenerate decoding after learning (recovering)",
+    V.COLLAPSED_RECOVERED: "healthy (recovered from degenerate decoding)", V.HEALTHY: "healthy",
+}
+
+
+@dataclass
+class Cause:
+    title: str
+    evidence: str
+    score: float
+    """How strongly the run's figures point at it (for ranking; not a probability)."""
+
+
+@dataclass
+class Diagnosis:
+    name: str
+    path: str
+    disease: str
+    verdict: str
+    began: int | None
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    causes: list[Cause] = field(default_factory=list)
+    tries: list[tuple[str, str]] = field(default_factory=list)
+    """(what, command)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
+    """Diagnose one session from its summary, its fold (the LR history, flip rates) and its checkpoint steps."""
+    disease = DISEASES.get(s.verdict, s.verdict)
+    if s.verdict == V.UNLEARNED and (s.scale_fall or 0) >= 2:
+        disease = "unlearning with decaying weights"
+    began = s.min_loss_step if s.verdict == V.UNLEARNED else s.collapse_step if s.collapse_step is not None \
+        else s.verdict_since
+    d = Diagnosis(s.name, s.path, disease, s.verdict, began)
+    d.figures = _figures(s, fold)
+    d.causes = sorted(_causes(s, fold), key=lambda c: -c.score)
+    d.tries = _tries(s, d, checkpoints)
+    return d
+
+
+def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
+    out = [("held-out loss now", fmt_value(s.last_val_loss)),
+           ("ln(vocab) / unigram entropy", f"{fmt_value(s.ln_vocab)} / {fmt_value(s.unigram_entropy)}"),
+           ("lowest held-out loss", "—" if s.min_loss is None else f"{s.min_loss:.3f} at step {s.min_loss_step}")]
+    if s.last_unique is not None:
+        out.append(("unique tokens (greedy)", f"{s.last_unique}/{s.generated} (lowest {s.min_unique} at step "
+                                              f"{s.min_unique_step})"))
+    e = fold.last_eval
+    if e is not None:
+        out.append(("distinct-2 / per-prompt repetition", f"{e.distinct2:.2f} / {fmt_value(e.repetition)}"))
+        if e.report_unique is not None:
+            out.append(("the report's metric", f"{e.report_unique}/{e.report_prompts} (20 random prompts, one argmax "
+                                               "each: noisy near a uniform model)"))
+    if fold.scales:
+        peak = max(fold.scales, key=lambda p: p[1])
+        out.append(("mean ternary scale", f"{fold.scales[-1][1]:.3g} now, peak {peak[1]:.3g} at step {peak[0]}"))
+    flips = _flip_now(fold)
+    if flips is not None:
+        out.append(("flip rate (last snapshot)", f"{flips:.3f}"))
+    if s.norm_gain is not None:
+        out.append(("norm gain (mean |g|)", fmt_value(s.norm_gain)))
+    out.append(("LR changes", str(len(fold.lr_changes))))
+    return out
+
+
+def _flip_now(fold: RunFold) -> float | None:
+    w = fold.last_weights
+    if w is None:
+        return None
+    vals = [lw.flip_rate for lw in w.layers if lw.flip_rate == lw.flip_rate]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _causes(s: Summary, fold: RunFold) -> list[Cause]:
+    out: list[Cause] = []
+    audit = {a.get("code"): a for a in s.audit}
+    fall = s.scale_fall or 1.0
+    bad_end = s.verdict in (V.UNLEARNED, V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.DIVERGED, V.NEVER_DIVERSE,
+                            V.COLLAPSED_STAYED, V.COLLAPSING, V.COLLAPSED_RECOVERING)
+    if "coupled-l2" in audit:
+        ev = audit["coupled-l2"]["message"]
+        score = 1.0 + (2.0 if fall >= 4 else 1.0 if fall >= 2 else 0.0) + (2.0 if s.verdict == V.UNLEARNED else 0.0)
+        if fall > 1.5:
+            ev += f"; the mean ternary scale fell {fall:.1f}x from its peak"
+        out.append(Cause("the optimizer: Adam with coupled L2 weight decay", ev, score if bad_end else 0.2))
+    elif fall >= 4 and s.verdict == V.UNLEARNED:
+        out.append(Cause("weight decay shrinking the latent weights",
+                         f"the mean ternary scale fell {fall:.1f}x from its peak while the loss climbed back", 2.5))
+    if "decay-all" in audit:
+        out.append(Cause("weight decay on norm gains and embeddings", audit["decay-all"]["message"],
+                         0.8 if bad_end else 0.1))
+    lr = s.key_config.get("lr")
+    if s.verdict == V.DIVERGED:
+        out.append(Cause("the LR is too high for this run",
+                         f"the loss became non-finite at peak LR {fmt_value(lr)}", 3.0))
+    if "lr-far" in audit:
+        out.append(Cause("a peak LR far from the BitNet FAQ's", audit["lr-far"]["message"], 0.5 if bad_end else 0.1))
+    flips = _flip_now(fold)
+    if flips is not None and bad_end:
+        if flips > 0.3:
+            out.append(Cause("ternary weights thrashing", f"{flips:.0%} of ternary values flipped since the last "
+                             "snapshot", 0.6))
+        elif flips < 1e-3 and s.verdict in (V.NEVER_LEARNED, V.STUCK_UNIGRAM):
+            out.append(Cause("ternary weights frozen", f"flip rate {flips:.4f}: the weights barely change", 0.6))
+    if fold.lr_changes and bad_end:
+        first = fold.lr_changes[0][0]
+        out.append(Cause("a person's LR change", f"{len(fold.lr_changes)} LR change(s), the first at step {first}",
+                         0.4))
+    if s.verdict in (V.UNIGRAM_PHASE, V.NEVER_LEARNED) and s.last_step < 500:
+        out.append(Cause("the run is short", f"it ended at step {s.last_step}; models leave the unigram phase "
+                         "after a few hundred steps here", 1.0))
+    if s.verdict in (V.NEVER_DIVERSE, V.COLLAPSED_STAYED, V.COLLAPSING):
+        out.append(Cause("a small model decoding greedily", "greedy decoding of small models loops; the loss says "
+                         "it learned (see the held-out loss against the unigram entropy)", 0.5))
+    return out
+
+
+def _tries(s: Summary, d: Diagnosis, checkpoints: list[int]) -> list[tuple[str, str]]:
+    name = s.name
+    before = [c for c in checkpoints if d.began is None or c <= d.began]
+    at = f"{name}@{before[-1]}" if before else (f"{name}@{checkpoints[0]}" if checkpoints else "")
+    out: list[tuple[str, str]] = []
+    top = d.causes[0].title if d.causes and d.causes[0].score >= 1 else ""
+    if "Adam with coupled" in top or "weight decay shrinking" in top:
+        out.append(("fork the run from before the decline with AdamW (decoupled decay)",
+                    f"bitnet-tui run --from {at} --optimizer adamw" if at else
+                    "bitnet-tui run --optimizer adamw (with the same other flags)"))
+    if "norm gains" in top or any("norm gains" in c.title for c in d.causes[:2]):
+        out.append(("decay only 2-D weights", f"bitnet-tui run --from {at} --no-decay-all" if at else
+                    "drop --decay-all"))
+    if s.verdict == V.DIVERGED and at:
+        lr = s.key_config.get("lr")
+        half = fmt_num(float(lr) / 2) if isinstance(lr, (int, float)) else "<half the LR>"
+        out.append(("fork from the last checkpoint with half the LR", f"bitnet-tui run --from {at} --lr {half}"))
+    if s.verdict in (V.UNIGRAM_PHASE, V.STUCK_UNIGRAM, V.NEVER_LEARNED) and checkpoints:
+        steps = s.total_steps or s.last_step
+        out.append(("train longer", f"bitnet-tui run --resume {name} --steps {max(steps * 2, 1000)}"))
+    if s.verdict in (V.NEVER_DIVERSE, V.COLLAPSED_STAYED, V.COLLAPSING) and at:
+        out.append(("look at the samples where diversity fell", f"bitnet-tui replay {name}   (then n/N to jump)"))
+    if not out:
+        out.append(("nothing to fix; compare with other runs", f"bitnet-tui compare {name} <other sessions>"))
+    return out

@@ -1,0 +1,96 @@
+"""Evals and weight snapshots, judged by the detector: the figures every screen and verdict rests on."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from bitnet_model.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
+from bitnet_model.log.events import EvalDone, Event, WeightsSnapshot
+from bitnet_model.monitor.evals import evaluate
+from bitnet_model.monitor.weights import (
+    Quantize,
+    WeightWatcher,
+    embedding_rms,
+    find_ternary_layers,
+    norm_gains,
+    unwrap,
+)
+from bitnet_model.nn.device import one_thread_on_cpu
+
+
+def unigram_stats(counts: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(entropy in nats, log-probabilities with a floor for unseen tokens) of token counts."""
+    c = counts.double()
+    p = c / c.sum()
+    nz = p[p > 0]
+    entropy = float(-(nz * nz.log()).sum())
+    floor = 0.5 / float(c.sum())  # an unseen token gets half a count
+    return entropy, p.clamp(min=floor).log().float()
+
+
+class Diagnostics:
+    """Everything a Monitor measures about a model, outside the training step."""
+
+    def __init__(self, model: Any, *, prompts: torch.Tensor | None, gen_tokens: int,
+                 decode: Callable | None, token_text: Callable | None, val_batches: Sequence[Any],
+                 loss_fn: Callable | None, layers: Any, quantize: Quantize | None, detector: DetectorConfig,
+                 ln_vocab: float | None, unigram_entropy: float | None, unigram_log: torch.Tensor | None,
+                 report_prompts: torch.Tensor | None, context: int | None) -> None:
+        self.model = model
+        self.prompts = prompts
+        self.gen_tokens = gen_tokens
+        self.decode = decode
+        self.token_text = token_text
+        self.val_batches = list(val_batches)
+        self.loss_fn = loss_fn
+        self.layers = find_ternary_layers(model, layers)
+        self.watcher = WeightWatcher(quantize)
+        self.detector = CollapseDetector(detector, ln_vocab, unigram_entropy)
+        self.unigram_log = unigram_log
+        self.report_prompts = report_prompts
+        self.context = context
+
+    @property
+    def device(self) -> torch.device:
+        p = next(iter(unwrap(self.model).parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def eval(self, step: int) -> list[Event]:
+        """One eval: an ``eval`` event and the detector's alerts."""
+        with one_thread_on_cpu(self.device):  # many small ops: one thread is as fast, and never spins
+            r = evaluate(unwrap(self.model), prompts=self.prompts, gen_tokens=self.gen_tokens, decode=self.decode,
+                         token_text=self.token_text, val_batches=self.val_batches, loss_fn=self.loss_fn,
+                         unigram_log=self.unigram_log, report_prompts=self.report_prompts, context=self.context)
+        alerts = self.detector.observe(EvalFigures(
+            step=step, unique=r.unique_tokens, generated=r.generated_tokens, val_loss=r.val_loss, entropy=r.entropy,
+            distinct2=r.distinct2, repetition=r.repetition, top_tokens=r.top_tokens,
+            sample=r.samples[0] if r.samples else ""))
+        ev = EvalDone(
+            step=step, time=time.time(), val_loss=r.val_loss, unique_tokens=r.unique_tokens,
+            generated_tokens=r.generated_tokens, distinct2=r.distinct2, top_share=r.top_share,
+            top_tokens=r.top_tokens, entropy=r.entropy, samples=r.samples, prompts=r.prompts,
+            state=self.detector.state, repetition=r.repetition, kl_unigram=r.kl_unigram,
+            report_unique=r.report_unique, report_prompts=r.report_prompts)
+        return [ev, *alerts]
+
+    def weights(self, step: int) -> list[Event]:
+        """One weight snapshot, and the detector's alert when the ternary scales are decaying."""
+        with one_thread_on_cpu(self.device):
+            layers = self.watcher.snapshot(self.layers)
+            gain, emb = norm_gains(self.model), embedding_rms(self.model)
+        ev = WeightsSnapshot(step=step, time=time.time(), layers=layers, norm_gain=gain, embed_norm=emb)
+        scales = [lw.scale for lw in layers if math.isfinite(lw.scale)]
+        alerts = self.detector.observe_scale(step, sum(scales) / len(scales)) if scales else []
+        return [ev, *alerts]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"detector": self.detector.state_dict(), "watcher": self.watcher.state_dict()}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.detector.load_state_dict(d.get("detector", {}))
+        self.watcher.load_state_dict(d.get("watcher", {}))

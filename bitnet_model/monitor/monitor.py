@@ -1,0 +1,349 @@
+"""The instrument inside any training loop: ``Monitor``.
+
+::
+
+    with Monitor(model, optimizer, decode=tok.decode, prompts=prompt_ids, sessions_dir="sessions",
+                 run_name="my-run", config={"lr": 1.5e-3}, eval_every=100) as mon:
+        for batch in loader:
+            loss = model(**batch).loss
+            loss.backward(); optimizer.step(); optimizer.zero_grad()
+            mon.step(loss)
+            if mon.should_stop:
+                break
+
+It writes the session log (``bitnet-tui replay/watch/summary/diagnose`` read it), serves the owner-only control
+socket (``attach``/``ctl`` steer the loop), runs evals and weight snapshots, judges them with the collapse
+detector, audits the optimizer, and applies a person's commands at the step boundary: LR changes act on
+the optimizer's param groups over whatever schedule the loop sets (:mod:`bitnet_model.monitor.lr`), pause
+blocks in ``step()``, stop sets ``should_stop``. Diagnostics never change the model's train/eval mode, the
+RNG state or the gradients the loop sees. Under ``torch.distributed`` rank 0 logs and serves, every rank
+applies commands (:mod:`bitnet_model.monitor.dist`). bitnet-tui's own trainer runs on this same object.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bitnet_model.analysis.detector import DetectorConfig
+from bitnet_model.control import commands as C
+from bitnet_model.log.events import SCHEMA_VERSION, Alert, CheckpointSaved, Event, RunEnded, RunStarted
+from bitnet_model.monitor.audit import audit as audit_optimizer
+from bitnet_model.monitor.audit import describe
+from bitnet_model.monitor.checkpoints import CheckpointStore
+from bitnet_model.monitor.diagnostics import Diagnostics, unigram_stats
+from bitnet_model.monitor.dist import RankFailed, World
+from bitnet_model.monitor.emitter import Emitter
+from bitnet_model.monitor.evals import logits_of, report_prompt_ids
+from bitnet_model.monitor.lr import LRControl
+from bitnet_model.monitor.readback import Readback
+from bitnet_model.monitor.sinks import TensorBoardMirror, TrackioMirror, open_session, versions
+from bitnet_model.monitor.steering import Steering
+from bitnet_model.monitor.weights import unwrap
+
+
+class Monitor:
+    """Watches and steers one training loop. See the module docstring; every argument but ``model`` is optional."""
+
+    def __init__(
+        self, model: Any, optimizer: Any = None, *, decode: Callable[[list[int]], str] | None = None,
+        prompts: Any = None, val_batches: Sequence[Any] = (), loss_fn: Callable | None = None,
+        token_text: Callable[[int], str] | None = None, sessions_dir: str | None = None, run_name: str | None = None,
+        session_path: str | Path | None = None, config: dict[str, Any] | None = None, eval_every: int = 100,
+        weights_every: int | None = None, gen_tokens: int = 32, layers: Any = None, quantize: Callable | None = None,
+        save: Callable[[Path], Any] | None = None, checkpoint_every: int = 0, keep_checkpoints: int = 3,
+        checkpoint_suffix: str = "", control: bool = True, vocab_size: int | None = None,
+        unigram: torch.Tensor | None = None, unigram_entropy: float | None = None,
+        detector: DetectorConfig | None = None, total_steps: int | None = None, header: dict[str, Any] | None = None,
+        report_metric: bool = False, on_nonfinite: str = "pause", log_every: int = 1,
+        tensorboard: str | None = None, trackio: str | None = None, start_step: int = 0,
+        parent: dict[str, Any] | None = None, source: str = "monitor", argv: Sequence[str] | None = None,
+        audit: dict[str, Any] | bool = True, context: int | None = None, eval_at_start: bool = True,
+        flops_per_token: float | None = None, peak_flops: float | None = None,
+    ) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.config = dict(config or {})
+        self.run_name = run_name or "run"
+        self.sessions_dir, self.session_path = sessions_dir, Path(session_path) if session_path else None
+        self.eval_every, self.weights_every = eval_every, weights_every or eval_every
+        self.checkpoint_every, self.control = checkpoint_every, control
+        self.total_steps, self.header_extra, self.parent = total_steps, dict(header or {}), parent
+        self.on_nonfinite, self.source, self.argv = on_nonfinite, source, tuple(argv if argv is not None else sys.argv)
+        self.audit_args, self.eval_at_start = audit, eval_at_start
+        self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
+        self.step_count = start_step
+        """Optimizer steps completed."""
+        self.world = World.detect()
+        self.emitter = Emitter()
+        self.lr = LRControl()
+        if optimizer is not None:
+            self.lr.attach(getattr(optimizer, "optimizer", optimizer))
+        self.steering = Steering(self.lr, self.emitter.emit)
+        self.readback = Readback(self, log_every)
+        self.tensorboard, self.trackio = tensorboard, trackio
+        self._store = CheckpointStore(Path("."), save, keep=keep_checkpoints, suffix=checkpoint_suffix) \
+            if save is not None else None
+        self._closers: list[Callable[[], Any]] = []
+        self._started = self._closed = False
+        self.last_end: RunEnded | None = None
+        device = next(iter(unwrap(model).parameters())).device
+        if prompts is not None and not isinstance(prompts, torch.Tensor):
+            prompts = torch.tensor(prompts, dtype=torch.long)
+        prompts = prompts.to(device) if prompts is not None else None
+        vocab = vocab_size or self._probe_vocab(prompts)
+        ln_vocab = math.log(vocab) if vocab else None
+        if unigram is None and unigram_entropy is None and val_batches and vocab:
+            unigram = _target_counts(val_batches, vocab)  # estimated from the held-out sample
+            self.header_extra.setdefault("unigram_source", "held-out sample")
+        unigram_log = None
+        if unigram is not None:
+            h, unigram_log = unigram_stats(unigram)
+            unigram_entropy = unigram_entropy if unigram_entropy is not None else h
+        self.vocab_size, self.ln_vocab, self.unigram_entropy = vocab, ln_vocab, unigram_entropy
+        self.diagnostics = Diagnostics(
+            model, prompts=prompts, gen_tokens=gen_tokens, decode=decode, token_text=token_text,
+            val_batches=val_batches, loss_fn=loss_fn, layers=layers, quantize=quantize,
+            detector=detector or DetectorConfig(), ln_vocab=ln_vocab, unigram_entropy=unigram_entropy,
+            unigram_log=unigram_log, context=context,
+            report_prompts=report_prompt_ids(vocab, device) if report_metric and vocab else None)
+        self.device = device
+
+    def _probe_vocab(self, prompts: torch.Tensor | None) -> int | None:
+        if prompts is None or not prompts.numel():
+            return None
+        m = unwrap(self.model)
+        was = m.training
+        try:
+            m.eval()
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                return int(logits_of(m(prompts[:1, :2])).shape[-1])
+        finally:
+            m.train(was)
+
+    # -- the outside world -------------------------------------------------------------------
+    def subscribe(self, fn: Callable[[Event], None]) -> None:
+        """Call ``fn(event)`` for every event from now on, in the training thread; ``fn`` must be fast."""
+        self.emitter.subscribe(fn)
+
+    def send(self, cmd: C.Command) -> None:
+        """Queue a command (thread-safe, non-blocking); applied at the next step boundary."""
+        self.steering.send(cmd)
+
+    @property
+    def should_stop(self) -> bool:
+        return self.steering.stop_reason is not None
+
+    @property
+    def paused(self) -> bool:
+        return self.steering.paused
+
+    def emit(self, ev: Event) -> None:
+        self.emitter.emit(ev)
+
+    # -- start and end -----------------------------------------------------------------------
+    def __enter__(self) -> Monitor:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.close(self.steering.stop_reason or "finished")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close("interrupted")
+        elif isinstance(exc, RankFailed):
+            self.close("rank_failed", str(exc), final_checkpoint=False)
+        else:
+            self.close("error", f"{type(exc).__name__}: {exc}"[:2000], final_checkpoint=False)
+
+    def start(self) -> None:
+        """Open the log and the control socket (rank 0), write the header and the audit, eval at step 0."""
+        if self._started:
+            return
+        self._started = True
+        if self.world.main:
+            self.session_path = open_session(self.session_path, self.sessions_dir, self.run_name)
+            self._open_sinks()
+        self.emit(self.header())
+        for f in self._audit():
+            self.emit(Alert(step=self.step_count, time=time.time(), level=f["level"], code="audit",
+                            message=f"{f['message']}; fix: {f['fix']}", data=dict(f)))
+        if self.eval_at_start and self.step_count == 0:
+            self._diagnose(evals=True, weights=True)
+        self._boundary()  # commands queued before the first step (a pause holds the run before it starts)
+
+    def _open_sinks(self) -> None:
+        from bitnet_model.control.peer import control_path
+        from bitnet_model.log.paths import checkpoint_dir
+        from bitnet_model.log.writer import SessionWriter
+
+        writer = SessionWriter(self.session_path, on_error=lambda e: self.emitter.consumer_failed(writer, e))
+        self.writer = writer
+        self.subscribe(writer)
+        self._closers.append(writer.close)
+        if self._store is not None:
+            self._store.directory = checkpoint_dir(self.session_path)
+            removed = self._store.prepare()
+            if removed:
+                self.header_extra.setdefault("cleaned", [str(p) for p in removed])
+        if self.control:
+            from bitnet_model.control.server import ControlServer
+
+            server = ControlServer(self, control_path(self.session_path))
+            self._closers.insert(0, server.close)
+        if self.tensorboard:
+            self._mirror(TensorBoardMirror(self.tensorboard))
+        if self.trackio:
+            self._mirror(TrackioMirror(self.trackio, self.run_name, self.config))
+
+    def _mirror(self, m: Any) -> None:
+        self.subscribe(m)
+        self._closers.append(m.close)
+
+    def _audit(self) -> list[dict[str, Any]]:
+        if self.optimizer is None or self.audit_args is False:
+            return []
+        kw = self.audit_args if isinstance(self.audit_args, dict) else {}
+        return audit_optimizer(self.optimizer, self.model, **kw)
+
+    def header(self) -> RunStarted:
+        m = unwrap(self.model)
+        extra = {k: v for k, v in self.header_extra.items() if k in ("corpus", "tokenizer")}
+        return RunStarted(
+            step=self.step_count, time=time.time(), schema=SCHEMA_VERSION, run_name=self.run_name,
+            config=self.config, versions=versions(), argv=self.argv, device=str(self.device),
+            params=sum(p.numel() for p in m.parameters()), vocab_size=self.vocab_size, ln_vocab=self.ln_vocab,
+            unigram_entropy=self.unigram_entropy, total_steps=self.total_steps, parent=self.parent,
+            optimizer=describe(self.optimizer, self.model) if self.optimizer is not None else {},
+            audit=tuple(self._audit()), world=self.world.describe(self.device), source=self.source, **extra)
+
+    def close(self, reason: str = "finished", error: str = "", *, final_checkpoint: bool = True) -> RunEnded:
+        """End the run: a final checkpoint (when a ``save`` was given), ``run_ended``, and every sink closed."""
+        if self._closed:
+            return self.last_end  # type: ignore[return-value]
+        self._closed = True
+        try:
+            self.readback.flush()
+        except RankFailed as e:
+            reason, error, final_checkpoint = "rank_failed", str(e), False
+        if final_checkpoint and self._store is not None and self.world.main:
+            self._checkpoint(pinned=True, wait=True)
+        end = RunEnded(step=self.step_count, time=time.time(), reason=reason, error=error)
+        self.last_end = end
+        self.emit(end)
+        self.lr.detach()
+        for close in self._closers:
+            try:
+                close()
+            except Exception as e:  # a log that cannot be completed: say so on stderr, never raise here
+                print(f"warning: {e}", file=sys.stderr)
+        return end
+
+    # -- the step boundary ---------------------------------------------------------------------
+    def step(self, loss: Any, *, grad_norm: Any = None, tokens: int | None = None, stage: int = 1,
+             **metrics: float) -> None:
+        """Record one optimizer step, run what is due (evals, snapshots, checkpoints) and apply queued commands.
+        ``loss`` may be a tensor: it is read back every ``log_every`` steps (no host sync in between)."""
+        if not self._started:
+            self.start()
+        self.step_count += 1
+        s = self.step_count
+        self.emitter.step = self.steering.step = s
+        self.readback.add(s, loss, grad_norm, tokens, stage, metrics)
+        due_eval = s % self.eval_every == 0 or s == self.total_steps
+        due_weights = s % self.weights_every == 0 or s == self.total_steps
+        due_ckpt = bool(self.checkpoint_every) and s % self.checkpoint_every == 0 and s != self.total_steps
+        if due_eval or due_weights or due_ckpt or self.readback.due():
+            self.readback.flush()
+            self._diagnose(evals=due_eval, weights=due_weights)
+            if due_ckpt and self._store is not None and self.world.main:
+                self._checkpoint(pinned=False)
+            self._boundary()
+
+    def _diagnose(self, *, evals: bool, weights: bool) -> None:
+        if not (evals or weights):
+            return
+        if self.world.main:
+            for ev in (self.diagnostics.eval(self.step_count) if evals else []) + \
+                    (self.diagnostics.weights(self.step_count) if weights else []):
+                self.emit(ev)
+        self.world.barrier()
+
+    def _boundary(self) -> None:
+        """Take commands (rank 0), share them and the run state with every rank, apply them; block here while
+        paused (rank 0 waits for a command half a second at a time, so the ranks' collectives keep flowing)."""
+        st, main = self.steering, self.world.main
+        while True:
+            cmds: list[C.Command] = []
+            if main:
+                cmds = st.take(0.5 if st.paused and st.stop_reason is None else None)
+                for c in cmds:
+                    st.apply(c)
+                if self.emitter.failed and not st.paused:
+                    st.pause_by("auto: event consumer failed")
+                elif st.paused and self.emitter.failed and self.emitter.retry():
+                    st.resume_by("auto: event consumer recovered")
+            wire, paused, stopped = self.world.share([(type(c).wire, c.args(), c.source) for c in cmds],
+                                                     st.paused, st.stop_reason is not None)
+            if not main:
+                for name, args, source in wire:
+                    st.apply(C.COMMANDS[name](source=source, **args))
+                st.paused = paused
+                st.stop_reason = st.stop_reason or ("stopped" if stopped else None)
+            if st.eval_requested:
+                st.eval_requested = False
+                self._diagnose(evals=True, weights=True)
+            if st.checkpoint_requested:
+                st.checkpoint_requested = False
+                if main:
+                    self._checkpoint(pinned=True)
+            if not st.paused or st.stop_reason is not None:
+                return
+
+    def _checkpoint(self, *, pinned: bool, wait: bool = False) -> None:
+        """Save through the run's ``save``; a failure (a full disk) alerts and pauses until a retry succeeds."""
+        if self._store is None:
+            self.emit(Alert(step=self.step_count, time=time.time(), level="warning", code="checkpoint",
+                            message="this run has no save function; nothing was saved"))
+            return
+        while True:
+            try:
+                path, removed = self._store.save(self.step_count, pinned=pinned)
+            except Exception as e:
+                self.emit(Alert(step=self.step_count, time=time.time(), level="error", code="checkpoint",
+                                message=f"checkpoint failed ({type(e).__name__}: {str(e)[:300]}); training is "
+                                        "paused and the checkpoint is retried until it succeeds"))
+                self.steering.pause_by("auto: checkpoint failed")
+                if self.steering.take_stop(timeout=5.0):
+                    return
+                continue
+            self.emit(CheckpointSaved(step=self.step_count, time=time.time(), path=str(path), pinned=pinned,
+                                      removed=removed))
+            if self.steering.paused and not wait:
+                self.steering.resume_by("auto: checkpoint saved")
+            return
+
+    # -- resume --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step_count, "lr": self.lr.state_dict(), **self.diagnostics.state_dict()}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.step_count = int(d.get("step", self.step_count))
+        self.lr.load_state_dict(d.get("lr", {}))
+        self.diagnostics.load_state_dict(d)
+
+
+def _target_counts(val_batches: Sequence[Any], vocab: int) -> torch.Tensor | None:
+    counts = torch.zeros(vocab, dtype=torch.float64)
+    for b in val_batches:
+        y = b.get("labels") if isinstance(b, dict) else b[1] if isinstance(b, (tuple, list)) else None
+        if isinstance(y, torch.Tensor):
+            y = y.flatten().cpu()
+            y = y[(y >= 0) & (y < vocab)]
+            counts += torch.bincount(y, minlength=vocab).double()
+    return counts if counts.sum() > 0 else None

@@ -1,0 +1,109 @@
+"""Commands at the step boundary: the inbox, and what each command does to the run.
+
+:meth:`Steering.send` is thread-safe and never blocks (the dashboard, the control socket and signal handlers
+call it). The Monitor drains the inbox at each step boundary (on rank 0, then broadcasts what it took) and
+calls :meth:`Steering.apply` for each command on every rank; each applied command becomes one
+``intervention`` event (rank 0 emits it). LR commands go to :class:`~bitnet_model.monitor.lr.LRControl`.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+
+from bitnet_model.control import commands as C
+from bitnet_model.errors import ConfigError
+from bitnet_model.log.events import Alert, Event, Intervention
+from bitnet_model.monitor.lr import LRControl
+
+
+class Steering:
+    def __init__(self, lr: LRControl, emit: Callable[[Event], None]) -> None:
+        self.lr = lr
+        self.emit = emit
+        self.inbox: queue.SimpleQueue[C.Command] = queue.SimpleQueue()
+        self.paused = False
+        self.stop_reason: str | None = None
+        self.eval_requested = False
+        self.checkpoint_requested = False
+        self.step = 0
+
+    def send(self, cmd: C.Command) -> None:
+        self.inbox.put(cmd)
+
+    def take(self, timeout: float | None = None) -> list[C.Command]:
+        """Everything queued now; with ``timeout``, wait that long for a first command."""
+        out: list[C.Command] = []
+        try:
+            if timeout is not None:
+                out.append(self.inbox.get(timeout=timeout))
+            while True:
+                out.append(self.inbox.get_nowait())
+        except queue.Empty:
+            return out
+
+    def _intervene(self, cmd: C.Command, old: object, new: object) -> None:
+        self.emit(Intervention(step=self.step, time=time.time(), action=type(cmd).wire, old=old, new=new,
+                               source=cmd.source))
+
+    def _refuse(self, cmd: C.Command, why: str, level: str = "warning") -> None:
+        self.emit(Alert(step=self.step, time=time.time(), level=level, code="command",
+                        message=f"refused {type(cmd).wire}: {why}"))
+
+    def apply(self, cmd: C.Command) -> None:
+        if isinstance(cmd, (C.SetLR, C.ScaleLR)):
+            old = self.lr.lr_now()
+            if old is None:
+                self._refuse(cmd, "the optimizer's LR is not known yet (no optimizer step so far)")
+                return
+            try:
+                new = C.check_lr(cmd.value if isinstance(cmd, C.SetLR) else old * C.check_factor(cmd.factor))
+            except ConfigError as e:
+                self._refuse(cmd, str(e))
+                return
+            self.lr.set(new)
+            self._intervene(cmd, old, self.lr.lr_now())
+        elif isinstance(cmd, C.UndoLR):
+            old = self.lr.lr_now()
+            if not self.lr.undo():
+                self._refuse(cmd, "no LR change to undo", level="info")
+                return
+            self._intervene(cmd, old, self.lr.lr_now())
+        elif isinstance(cmd, C.Pause):
+            if not self.paused:
+                self.paused = True
+                self._intervene(cmd, "running", "paused")
+        elif isinstance(cmd, C.Resume):
+            if self.paused:
+                self.paused = False
+                self._intervene(cmd, "paused", "running")
+        elif isinstance(cmd, C.Stop):
+            if self.stop_reason is None:
+                self.stop_reason = cmd.reason
+                self._intervene(cmd, "running", cmd.reason)
+        elif isinstance(cmd, C.CheckpointNow):
+            self.checkpoint_requested = True
+            self._intervene(cmd, None, None)
+        elif isinstance(cmd, C.EvalNow):
+            self.eval_requested = True
+            self._intervene(cmd, None, None)
+
+    def take_stop(self, timeout: float) -> bool:
+        """While the run waits on something (a checkpoint to succeed), apply what arrives; True once stopped."""
+        for cmd in self.take(timeout):
+            self.apply(cmd)
+        return self.stop_reason is not None
+
+    def pause_by(self, source: str) -> None:
+        """The run pauses itself (a non-finite loss, a failing consumer) and says so."""
+        if not self.paused:
+            self.paused = True
+            self.emit(Intervention(step=self.step, time=time.time(), action=C.Pause.wire, old="running",
+                                   new="paused", source=source))
+
+    def resume_by(self, source: str) -> None:
+        if self.paused:
+            self.paused = False
+            self.emit(Intervention(step=self.step, time=time.time(), action=C.Resume.wire, old="paused",
+                                   new="running", source=source))

@@ -1,0 +1,116 @@
+"""How the CLI prints what it read from logs: Rich tables whose every cell is literal text.
+
+Every string that came from a file (keys as well as values, file names) passes through
+:func:`~bitnet_model.log.text.printable` and into a ``rich.text.Text``: control characters are escaped and
+Rich markup is never interpreted. ``--json`` output is ``ensure_ascii`` (no raw control byte can appear).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bitnet_model.analysis.compare import CompareTable, short_key
+from bitnet_model.analysis.summary import Summary
+from bitnet_model.log.paths import SUFFIX
+from bitnet_model.log.text import fmt_value, printable
+
+STATUS_STYLE = {"finished": "green", "running": "cyan", "crashed": "red", "unreadable": "red"}
+NARROW = 80
+"""Width a table is laid out for when stdout is not a terminal (``--wide``: unlimited)."""
+
+
+def console(wide: bool = False) -> Console:
+    """Stdout; a pipe or a file gets an 80-column table (``--wide``: as wide as it needs, nothing cut)."""
+    tty = sys.stdout.isatty()
+    width = (10_000 if wide else None) if tty else (10_000 if wide else NARROW)
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width, markup=False)
+
+
+def emit_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=True, allow_nan=False))
+
+
+def cell(value: Any, style: str = "") -> Text:
+    """A table cell that shows ``value`` literally."""
+    return Text(fmt_value(value) if not isinstance(value, str) else printable(value, 500), style=style)
+
+
+def header_cell(text: Any) -> Text:
+    return Text(printable(text, 60))
+
+
+def status(s: Summary | Any) -> Text:
+    reason = getattr(s, "end_reason", None)
+    label = s.status if reason in (None, "finished") else f"{s.status} ({reason})"
+    return Text(printable(label, 60), style=STATUS_STYLE.get(s.status, ""))
+
+
+def at(value: Any, step: int | None) -> Text:
+    if value is None:
+        return Text("—")
+    return Text(f"{fmt_value(value)} @ {step}" if step is not None else fmt_value(value))
+
+
+def step_text(step: int | None) -> Text:
+    return Text("—" if step is None else str(step))
+
+
+def when(t: float | None) -> str:
+    try:
+        return datetime.fromtimestamp(t).strftime("%m-%d %H:%M") if t is not None else "?"
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
+def short_name(name: str) -> str:
+    """``2026-11-24T10-31-05_h256_lr1.5e-3`` -> ``h256_lr1.5e-3`` (the start time has its own column)."""
+    base = name.removesuffix(SUFFIX)
+    head, sep, rest = base.partition("_")
+    return rest if sep and len(head) == 19 and head[4] == "-" and head[10] == "T" else base
+
+
+def key_cells(k: dict[str, Any]) -> dict[str, Any]:
+    """The key settings as shown: clipping 0 is "off", quant is ternary/full."""
+    shown = dict(k)
+    if shown.get("clip") == 0:
+        shown["clip"] = "off"
+    if isinstance(shown.get("quant"), bool):
+        shown["quant"] = "ternary" if shown["quant"] else "full"
+    return shown
+
+
+def compare_table(ct: CompareTable, *, wide: bool) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
+    table.add_column("session", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16, min_width=12)
+    for k in ct.keys:
+        head = header_cell(short_key(k))
+        table.add_column(head, justify="right", no_wrap=True, overflow="ellipsis", max_width=None if wide else 10,
+                         min_width=min(10, max(6, len(head))))
+    lineage = any(r.parent for r in ct.rows)
+    if lineage:
+        table.add_column("from", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16)
+    cols = ["min@step", "collapse", "recov", *(["uniq"] if wide else []), "loss", "verdict"] + \
+        (["status"] if wide else [])
+    mins = {"min@step": 8, "collapse": 8, "recov": 5, "uniq": 4, "loss": 5, "verdict": 22}
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("verdict", "status") else "right", no_wrap=True,
+                         overflow="ellipsis", min_width=mins.get(col))
+    for r in ct.rows:
+        cells: list[Any] = [cell(r.name if wide else short_name(r.name))]
+        cells += [cell(r.differs.get(k)) for k in ct.keys]
+        if lineage:
+            cells.append(cell(r.parent or "—"))
+        cells += [at(r.min_unique, r.min_unique_step), step_text(r.collapse_step), step_text(r.recovery_step),
+                  *([cell(r.final_unique)] if wide else []), cell(r.final_loss), cell(r.verdict)]
+        if wide:
+            cells.append(Text(printable(r.status, 40), style=STATUS_STYLE.get(r.status, "")))
+        table.add_row(*cells)
+    return table
