@@ -57,6 +57,10 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
     disease = DISEASES.get(s.verdict, s.verdict)
     if s.verdict == V.UNLEARNED and (s.scale_fall or 0) >= 2:
         disease = "unlearning with decaying weights"
+    ep = episodes(fold)
+    if ep and s.verdict != V.UNLEARNED:
+        disease += "; " + ", ".join(f"{state} from step {a}" + (f" to {b}" if b is not None else "")
+                                    for state, a, b in ep)
     began = s.min_loss_step if s.verdict == V.UNLEARNED else s.collapse_step if s.collapse_step is not None \
         else s.verdict_since
     d = Diagnosis(s.name, s.path, disease, s.verdict, began)
@@ -64,6 +68,21 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
     d.causes = sorted(_causes(s, fold), key=lambda c: -c.score)
     d.tries = _tries(s, d, checkpoints)
     return d
+
+
+def episodes(fold: RunFold) -> list[tuple[str, int, int | None]]:
+    """(state, from step, to step or None) of every unlearning or collapsed stretch the detector logged."""
+    out: list[tuple[str, int, int | None]] = []
+    open_: tuple[str, int] | None = None
+    for step, state in fold.transitions:
+        if open_ is not None and state != open_[0]:
+            out.append((open_[0], open_[1], step))
+            open_ = None
+        if state in ("unlearning", "collapsed") and open_ is None:
+            open_ = (state, step)
+    if open_ is not None:
+        out.append((open_[0], open_[1], None))
+    return out
 
 
 def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
@@ -102,16 +121,22 @@ def _flip_now(fold: RunFold) -> float | None:
 def _causes(s: Summary, fold: RunFold) -> list[Cause]:
     out: list[Cause] = []
     audit = {a.get("code"): a for a in s.audit}
-    fall = s.scale_fall or 1.0
+    peak = max((v for _, v in fold.scales), default=0.0)
+    fall = max(s.scale_fall or 1.0, peak / min((v for _, v in fold.scales), default=peak or 1.0) if peak else 1.0)
+    unlearned = s.verdict == V.UNLEARNED or any(state == "unlearning" for state, _, _ in episodes(fold))
+    decayed = [i for i in fold.timeline if i.code == "decay"]
     bad_end = s.verdict in (V.UNLEARNED, V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.DIVERGED, V.NEVER_DIVERSE,
-                            V.COLLAPSED_STAYED, V.COLLAPSING, V.COLLAPSED_RECOVERING)
+                            V.COLLAPSED_STAYED, V.COLLAPSING, V.COLLAPSED_RECOVERING) or unlearned or bool(decayed)
     if "coupled-l2" in audit:
         ev = audit["coupled-l2"]["message"]
-        score = 1.0 + (2.0 if fall >= 4 else 1.0 if fall >= 2 else 0.0) + (2.0 if s.verdict == V.UNLEARNED else 0.0)
+        score = 1.0 + (2.0 if fall >= 4 else 1.0 if fall >= 2 else 0.0) + (2.0 if unlearned else 0.0) + \
+            (1.0 if decayed else 0.0)
         if fall > 1.5:
             ev += f"; the mean ternary scale fell {fall:.1f}x from its peak"
+        if decayed:
+            ev += f"; the detector saw the weights decaying at step {decayed[0].step}"
         out.append(Cause("the optimizer: Adam with coupled L2 weight decay", ev, score if bad_end else 0.2))
-    elif fall >= 4 and s.verdict == V.UNLEARNED:
+    elif fall >= 4 and unlearned:
         out.append(Cause("weight decay shrinking the latent weights",
                          f"the mean ternary scale fell {fall:.1f}x from its peak while the loss climbed back", 2.5))
     if "decay-all" in audit:

@@ -5,9 +5,9 @@ param groups; :class:`LRControl` hooks ``optimizer.step``: just before it, every
 scheduled LR times :meth:`LRControl.factor`, and just after, the scheduled value is put back, so a
 scheduler that reads or multiplies the group's LR never sees our change and can never undo it.
 
-The rule for a typed LR ``v`` (set at step ``s``): **v is the LR from now on, never exceeded later unless
-the person raises it again.** The factor is ``v / ref`` where ``ref`` is the highest scheduled LR seen since
-``s``. After warmup the schedule only decays, so ``ref`` is the LR at ``s`` and the rest of the decay keeps
+The rule for a typed LR ``v`` (set before step ``s``): **v is the LR from now on, never exceeded later
+unless the person raises it again.** The factor is ``v / ref`` where ``ref`` is the highest scheduled LR
+from step ``s`` on. After warmup the schedule only decays, so ``ref`` is the LR at ``s`` and the rest of the decay keeps
 its shape below ``v``; during warmup the scheduled LR keeps rising, ``ref`` rises with it, and the LR holds
 at ``v`` until the schedule peaks, then decays from there. ×2, ×0.5 and undo follow the same rule.
 """
@@ -22,8 +22,8 @@ from typing import Any
 class Rule:
     target: float
     """The LR the person asked for."""
-    ref: float
-    """Highest scheduled LR seen since the rule was made."""
+    ref: float | None = None
+    """Highest scheduled LR seen since the rule was made (None until the next step shows it)."""
 
 
 class LRControl:
@@ -43,7 +43,8 @@ class LRControl:
         if not self.rules:
             return 1.0
         r = self.rules[-1]
-        return r.target / r.ref if r.ref > 0 else 1.0
+        ref = r.ref if r.ref is not None else self.scheduled
+        return r.target / ref if ref else 1.0
 
     def lr_now(self) -> float | None:
         """The LR the next step will use if the schedule stays where it is."""
@@ -51,8 +52,7 @@ class LRControl:
 
     def set(self, value: float) -> None:
         """Make ``value`` the LR from now on (see the module's rule)."""
-        base = self.scheduled if self.scheduled and self.scheduled > 0 else value
-        self.rules.append(Rule(target=value, ref=base))
+        self.rules.append(Rule(target=value))
 
     def undo(self) -> bool:
         if not self.rules:
@@ -64,7 +64,7 @@ class LRControl:
         """The loop's scheduled LR for the coming step: every rule's reference follows its peak."""
         self.scheduled = scheduled
         for r in self.rules:
-            if scheduled > r.ref:
+            if r.ref is None or scheduled > r.ref:
                 r.ref = scheduled
 
     # -- the optimizer -------------------------------------------------------------------------
@@ -101,6 +101,6 @@ class LRControl:
         return {"rules": [[r.target, r.ref] for r in self.rules], "scheduled": self.scheduled}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        self.rules = [Rule(float(t), float(r)) for t, r in d.get("rules", [])]
+        self.rules = [Rule(float(t), None if r is None else float(r)) for t, r in d.get("rules", [])]
         s = d.get("scheduled")
         self.scheduled = float(s) if s is not None else self.scheduled

@@ -197,6 +197,8 @@ def compare_cmd(
 ) -> None:
     """Side by side: what differs between the runs, and what their decoding did (the report's Phase 4 table)."""
     d = sessions_dir(sessions_dir_opt)
+    if len(session) == 1:  # one session: its error is the command's
+        read_summary(resolve_session(session[0], d))
     paths: list[Path] = []
     for arg in session:
         try:

@@ -59,7 +59,7 @@ def ctl(
                                                    show_default=False)] = None,
     sessions_dir_: SessionsDirOption = None,
 ) -> None:
-    """Send one command to a running run's control socket and print the reply (JSON). Exit 1 if it was refused."""
+    """Send one command to a running run's control socket and print the reply (JSON); a refused command exits 2."""
     path = resolve_session(session, sessions_dir(sessions_dir_))
     name = cmd.strip().lower().replace("-", "_")
     req: dict[str, object] = {"cmd": name}
@@ -79,6 +79,6 @@ def ctl(
     reply = request(control_path(path), req)
     typer.echo(json.dumps(reply, ensure_ascii=True))
     if not reply.get("ok"):
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
 

@@ -1,14 +1,81 @@
-"""The engine never imports the UI: the headless run, the sweep and the tests use it without textual or rich."""
+"""Only training needs torch: every viewer command starts without importing it (or numpy, or tokenizers).
 
+Each command runs in a fresh interpreter, through the real entry point, on a real log; afterwards the
+interpreter reports which heavy modules it loaded. Dashboards are built but not run (no terminal here).
+"""
+
+from __future__ import annotations
+
+import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = str(ROOT / "tests" / "fixtures" / "collapse.jsonl")
+HEAVY = ("torch", "numpy", "tokenizers")
+
+PROBE = """
+import json, sys
+if {no_ui}:
+    import textual.app
+    textual.app.App.run = lambda self, *a, **k: None
+sys.argv = ["bitnet-tui", *json.loads(sys.argv[1])]
+from bitnet_tui.cli.main import main
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+print("\\n" + json.dumps({{"code": code, "heavy": sorted(m for m in {heavy} if m in sys.modules)}}))
+"""
 
 
-def test_bitnet_model_imports_no_ui():
-    code = (
-        "import sys, bitnet_model, bitnet_model.train.trainer, bitnet_model.log.reader, bitnet_model.analysis.summary, "
-        "bitnet_model.train.checkpoint, bitnet_model.nn.model, bitnet_model.data.dataset\n"
-        "bad = [m for m in ('textual', 'rich') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+@pytest.mark.parametrize("args", [
+    ["--version"], ["--help"], ["-h"], ["sessions", "--sessions-dir", "{tmp}"], ["sessions", "--json"],
+    ["summary", FIXTURE], ["summary", FIXTURE, "--json"], ["compare", FIXTURE, FIXTURE], ["diagnose", FIXTURE],
+    ["replay", FIXTURE], ["watch", FIXTURE], ["attach", FIXTURE], ["ctl", FIXTURE, "ping"],
+    ["run", "--help"], ["sweep", "--help"], ["export", "--help"], ["diagnose", "--help"],
+], ids=lambda a: " ".join(a)[:40])
+def test_a_viewer_command_never_imports_torch(args, tmp_path):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    no_ui = args[0] in ("replay", "watch", "attach")
+    code = PROBE.format(no_ui=no_ui, heavy=HEAVY)
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=60)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == [], (args, report, out.stderr[-500:])
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+def test_the_engine_never_imports_the_ui():
+    code = ("import sys, bitnet_model.train.trainer, bitnet_model.monitor.monitor, bitnet_model.run.build, "
+            "bitnet_model.analysis.diagnose\n"
+            "print(sorted(m for m in ('textual', 'rich', 'typer', 'bitnet_tui') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_module_imports_another_modules_private_names():
+    import ast
+
+    bad = []
+    for path in sorted((ROOT / "bitnet_model").rglob("*.py")) + sorted((ROOT / "bitnet_tui").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("bitnet_model",
+                                                                                         "bitnet_tui")):
+                bad += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    assert bad == []
+
+
+def test_the_import_contracts_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    if not lint.exists():
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([str(lint)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:]

@@ -153,3 +153,41 @@ def test_counts():
     assert model.num_params(embedding=False) == model.num_params() - c.vocab_size * c.hidden
     assert model.flops_per_token() == 6 * matmul + 12 * c.layers * c.hidden * c.context
 
+
+
+@pytest.mark.parametrize("act", ["swiglu", "relu2"])
+def test_cached_greedy_generation_equals_recomputing_every_token(act):
+    from bitnet_model.train.config import ModelConfig as MC
+
+    torch.manual_seed(0)
+    m = BitNetLM(MC(hidden=64, layers=2, heads=2, vocab_size=300, context=32, ffn_act=act))
+    idx = torch.randint(0, 300, (3, 10))
+    naive = idx
+    with torch.no_grad():
+        for _ in range(40):  # past the context: the cached path must switch to a sliding window
+            logits, _ = m(naive[:, -32:])
+            naive = torch.cat((naive, logits[:, -1].argmax(-1, keepdim=True)), 1)
+    assert torch.equal(m.generate(idx, 40), naive)
+    assert torch.equal(m.generate(idx, 40, use_cache=False), naive)
+
+
+def test_generation_never_uses_stale_weights_under_a_fused_optimizer():
+    # An earlier weight cache keyed on the version counter went stale under AdamW(fused=True).
+    torch.manual_seed(0)
+    m = build()
+    opt = torch.optim.AdamW(m.parameters(), lr=0.5, fused=True)
+    idx = torch.randint(0, TINY.vocab_size, (2, 4))
+    before = m.generate(idx, 8)
+    x, y = batch()
+    for _ in range(3):
+        _, loss = m(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        fresh = idx
+        for _ in range(8):
+            logits, _ = m(fresh)
+            fresh = torch.cat((fresh, logits[:, -1].argmax(-1, keepdim=True)), 1)
+    after = m.generate(idx, 8)
+    assert torch.equal(after, fresh) and not torch.equal(after, before)
