@@ -33,7 +33,7 @@ from torch._dynamo import config as dynamo_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 from bitnet_model.nn.quant import BitLinear  # noqa: E402
-from bitnet_model.train.config import ModelConfig  # noqa: E402  # noqa: E402
+from bitnet_model.train.config import ModelConfig  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bitnet_model.log.events import Event, StepDone  # noqa: E402  # noqa: E402
-from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402  # noqa: E402
-from bitnet_model.train.trainer import Trainer  # noqa: E402  # noqa: E402
+from bitnet_model.log.events import Event, StepDone  # noqa: E402
+from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from bitnet_model.train.trainer import Trainer  # noqa: E402
 
 
 def config(steps: int, cache: str) -> RunConfig:

@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/diagnostics.py [--steps 6] [--hidden 256] [--device auto]
 
-Runs the real :class:`~bitnet_model.trainer.Trainer` with ``DiagConfig()`` defaults (its embedded corpus,
+Runs the real :class:`~bitnet_model.train.trainer.Trainer` with ``DiagConfig()`` defaults (its embedded corpus,
 batch 16) for ``--steps`` optimizer steps, timing each training step (from its StepDone events) and each
-eval and weight snapshot the trainer makes. A short run evals at step 0 and at its last step; a long run
+eval and weight snapshot its Monitor makes. A short run evals at step 0 and at its last step; a long run
 evals every ``eval_every`` steps and snapshots every ``weights_every``, so the share at the defaults is
 
     (eval + snapshot per interval) / (eval_every x step time + eval + snapshot per interval)
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,16 +26,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from bitnet_model.log.events import StepDone  # noqa: E402  # noqa: E402
-from bitnet_model.train.config import DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402  # noqa: E402
-from bitnet_model.train.trainer import Trainer  # noqa: E402  # noqa: E402
+from bitnet_model.log.events import StepDone  # noqa: E402
+from bitnet_model.train.config import DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from bitnet_model.train.trainer import Trainer  # noqa: E402
 
 
-def timed(fn: Callable[[], None], into: list[float]) -> Callable[[], None]:
-    def run() -> None:
+def timed(fn: Callable[..., list], into: list[float]) -> Callable[..., list]:
+    def run(*args: object) -> list:
         t0 = time.perf_counter()
-        fn()
+        out = fn(*args)
         into.append(time.perf_counter() - t0)
+        return out
 
     return run
 
@@ -53,17 +55,21 @@ def main() -> None:
     t0 = time.perf_counter()
     trainer.setup()
     setup_s = time.perf_counter() - t0
-    evals: list[float] = []
-    snaps: list[float] = []
-    trainer._eval = timed(trainer._eval, evals)  # the loop calls these through the instance
-    trainer._weights = timed(trainer._weights, snaps)
-    step_s: list[float] = []
-    tokens = cfg.train.batch_size * cfg.model.context
-    trainer.subscribe(lambda ev: step_s.append(tokens / ev.tokens_per_s) if isinstance(ev, StepDone) else None)
-
-    t0 = time.perf_counter()
-    end = trainer.run()
-    wall = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "bench.jsonl"
+        log.touch()
+        mon = trainer.attach_monitor(log)
+        evals: list[float] = []
+        snaps: list[float] = []
+        diagnostics = mon.diagnostics
+        diagnostics.eval = timed(diagnostics.eval, evals)  # the Monitor calls these through the instance
+        diagnostics.weights = timed(diagnostics.weights, snaps)
+        step_s: list[float] = []
+        tokens = cfg.train.batch_size * cfg.model.context
+        mon.subscribe(lambda ev: step_s.append(tokens / ev.tokens_per_s) if isinstance(ev, StepDone) else None)
+        t0 = time.perf_counter()
+        end = trainer.run()
+        wall = time.perf_counter() - t0
     if end.reason != "finished":
         raise SystemExit(f"the run ended with {end.reason}: {end.error}")
 

@@ -28,7 +28,7 @@ from bitnet_model.analysis.summary import SUMMARY_SKIP  # noqa: E402
 from bitnet_model.log.reader import read_session  # noqa: E402
 from bitnet_model.log.writer import SessionWriter  # noqa: E402
 from bitnet_model.nn.model import BitNetLM  # noqa: E402
-from bitnet_model.train.config import ModelConfig  # noqa: E402  # noqa: E402
+from bitnet_model.train.config import ModelConfig  # noqa: E402
 
 
 def step_time(hidden: int, batch: int = 16, steps: int = 5) -> float:

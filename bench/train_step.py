@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 from bitnet_model.nn.model import BitNetLM  # noqa: E402
-from bitnet_model.train.config import ModelConfig  # noqa: E402  # noqa: E402
+from bitnet_model.train.config import ModelConfig  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -83,3 +83,16 @@ def is_live(path: Path) -> bool:
     finally:
         s.close()
 
+
+
+def check_socket_path(path: Path) -> None:
+    """Before a run starts: its socket may go at ``path`` (a safe directory; nothing there but a stale socket of
+    ours). Raises :class:`ControlError` with one sentence."""
+    check_directory(path.parent)
+    if not os.path.lexists(path):
+        return
+    st = os.lstat(path)
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlError(errno.EEXIST, f"{shown_path(path)} exists and is not a socket; not replacing it")
+    if st.st_uid != os.geteuid():
+        raise ControlError(errno.EPERM, f"{shown_path(path)} belongs to another user; not replacing it")

@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import re
+import stat
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -178,11 +179,32 @@ def _cut(text: str) -> list[str]:
     return out
 
 
-def _read_text(path: Path) -> str:
+MAX_DATA_BYTES = 1 << 30
+"""``--data`` reads at most this much text (1 GiB): more is refused with a message, never read to exhaustion."""
+
+
+def read_regular(path: Path, limit: int = MAX_DATA_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. A FIFO, a device (``/dev/zero``) or a directory
+    is refused with one sentence instead of blocking or reading until memory runs out."""
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path} is not a regular file")
+        if st.st_size > limit:
+            raise DataError(f"{path} is {st.st_size:,} bytes; --data reads at most {limit:,}")
+        os.set_blocking(fd, True)
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise DataError(f"{path} is larger than {limit:,} bytes; --data reads at most that")
+    return raw
+
+
+def _read_text(path: Path, limit: int = MAX_DATA_BYTES) -> str:
+    raw = read_regular(path, limit)
     if b"\x00" in raw:
         raise DataError(f"{path} looks like a binary file (it contains NUL bytes), not UTF-8 text")
     try:
@@ -207,10 +229,16 @@ def user_corpus(path_str: str) -> Corpus:
     skipped = None
     if path.is_dir():
         files = sorted(path.rglob("*.txt"), key=lambda p: p.relative_to(path).as_posix())
-        files = [f for f in files if f.is_file()]
+        files = [f for f in files if f.is_file()]  # FIFOs and devices named *.txt are not text files
         if not files:
             raise DataError(f"folder {path} contains no .txt files")
-        docs = [d for d in (_text_doc(_read_text(f)) for f in files) if d]
+        docs, left = [], MAX_DATA_BYTES
+        for f in files:
+            raw = _read_text(f, left)
+            left -= len(raw.encode("utf-8"))
+            doc = _text_doc(raw)
+            if doc:
+                docs.append(doc)
         kind = "folder"
         if not docs:
             raise DataError(f"the .txt files in {path} contain no text")

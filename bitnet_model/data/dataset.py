@@ -209,7 +209,11 @@ class Data:
 def _encode_docs(tok: Tokenizer, docs: list[list[str]], eot_id: int | None, closed: bool = True) -> torch.Tensor:
     """Token ids of the documents, each followed by EOT; ``closed=False``: the last one continues elsewhere."""
     pieces = [p for d in docs for p in d]
-    encoded = tok.encode_batch(pieces, add_special_tokens=False) if pieces else []
+    try:
+        encoded = tok.encode_batch(pieces, add_special_tokens=False) if pieces else []
+    except Exception as e:  # noqa: BLE001 - tokenizers raises bare Exception (e.g. a BPE without an unk token)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"the tokenizer cannot encode this text ({first[:200]})") from None
     out: list[int] = []
     i = 0
     for j, d in enumerate(docs):

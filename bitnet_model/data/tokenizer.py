@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from bitnet_model.data.corpus import EOT, DataError
+from bitnet_model.data.corpus import EOT, DataError, read_regular
 
 _TOKENIZER_RECIPE = "bytelevel-bpe-v1"
 """Bump when the training recipe changes so old cache entries are not reused."""
@@ -39,15 +39,25 @@ def sha_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+MAX_TOKENIZER_BYTES = 256 << 20
+MAX_TOKEN_ID = 1 << 20
+"""Token ids beyond this are not a vocabulary a model here could have (``--vocab-size`` stops there too)."""
+
+
 def load_tokenizer_file(path_str: str) -> tuple[Tokenizer, Path]:
     path = Path(path_str).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"tokenizer file {path} does not exist")
+    raw = read_regular(path, MAX_TOKENIZER_BYTES)
     try:
-        return Tokenizer.from_file(str(path)), path
+        tok = Tokenizer.from_str(raw.decode("utf-8", "replace"))
     except Exception as e:  # noqa: BLE001 - tokenizers raises bare Exception for every parse failure
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path} is not a valid Hugging Face tokenizer.json ({first})") from None
+        raise DataError(f"{path} is not a valid Hugging Face tokenizer.json ({first[:200]})") from None
+    vocab = tok.get_vocab(with_added_tokens=True)
+    if vocab and max(vocab.values()) >= MAX_TOKEN_ID:
+        raise DataError(f"{path} has a token id of {max(vocab.values()):,}; ids must stay below {MAX_TOKEN_ID:,}")
+    return tok, path
 
 
 def cached_tokenizer(corpus_sha: str, train_texts: list[str], vocab_size: int, val_fraction: float,

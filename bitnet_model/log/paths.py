@@ -15,7 +15,7 @@ from bitnet_model.log.text import shown_path
 SESSIONS_ENV = "BITNET_TUI_SESSIONS"
 """Environment variable naming the sessions directory."""
 SUFFIX = ".jsonl"
-SIBLINGS = (".ckpt", ".sock", ".out")
+SIBLINGS = (".ckpt", ".sock", ".out", ".ranks")
 """Files a run keeps beside its log, named after it."""
 
 def sessions_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -222,6 +222,9 @@ def event_from_dict(d: Any, dmg: Decoded | None = None) -> Event:
         for f in fields(cls):
             if f.name in d:
                 value = _value(f.name, d[f.name], dmg)
+                if d[f.name] is None and RULES[f.name].kind == "scalar":
+                    out[f.name] = None  # old/new of a command that changes no value (checkpoint, eval)
+                    continue
                 if value is None and f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
                     if RULES[f.name].kind != "float" or f.name == "time":
                         raise EventFormatError(f"{kind} event has an unusable {f.name}")

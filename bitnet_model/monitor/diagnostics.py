@@ -30,7 +30,8 @@ def unigram_stats(counts: torch.Tensor) -> tuple[float, torch.Tensor]:
     nz = p[p > 0]
     entropy = float(-(nz * nz.log()).sum())
     floor = 0.5 / float(c.sum())  # an unseen token gets half a count
-    return entropy, p.clamp(min=floor).log().float()
+    q = p.clamp(min=floor)
+    return entropy, (q / q.sum()).log().float()  # renormalised: a KL against it is never negative
 
 
 class Diagnostics:

@@ -22,6 +22,17 @@ class RankFailed(RuntimeError):
     """A collective failed: another rank died or hung up."""
 
 
+def peer_failure(e: BaseException) -> bool:
+    """An exception from a collective whose peer is gone (inside DDP's backward as well as our own calls)."""
+    dist = torch.distributed
+    kinds = tuple(k for k in (getattr(dist, "DistBackendError", None), getattr(dist, "DistNetworkError", None),
+                              getattr(dist, "DistError", None)) if k is not None)
+    if kinds and isinstance(e, kinds):
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and any(w in text for w in ("gloo", "nccl", "connection closed", "peer"))
+
+
 @dataclass
 class World:
     rank: int = 0

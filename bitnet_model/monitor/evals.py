@@ -8,9 +8,10 @@ mode and the global RNG state are restored afterwards, so the training loop neve
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +108,21 @@ def _batch_stats(model: Any, batch: Any, loss_fn: Callable | None,
     entropy = float(-(p * logp).sum(-1).mean())
     kl = None
     if unigram_log is not None and unigram_log.shape[0] == logp.shape[-1]:
-        kl = float((p * (logp - unigram_log.to(logp.device))).sum(-1).mean())
+        kl = max(0.0, float((p * (logp - unigram_log.to(logp.device))).sum(-1).mean()))  # >= 0 but for rounding
     return float(loss), entropy, kl
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """``model`` in eval mode for a measurement, then every module's own mode back: a loop may train with some
+    modules kept in eval mode (a frozen dropout or norm), which ``model.train(was)`` would switch back on."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _restoring_rng(device: torch.device):
@@ -132,18 +146,13 @@ def evaluate(
 ) -> EvalResult:
     """Held-out loss, predictive entropy and KL to the unigram distribution over ``val_batches``; greedy
     continuations of ``prompts`` and their diversity; the report's metric on ``report_prompts``."""
-    was_training = model.training
     device = prompts.device if prompts is not None else torch.device("cpu")
-    model.eval()
-    try:
-        with _restoring_rng(device):
-            stats = [_batch_stats(model, b, loss_fn, unigram_log) for b in val_batches]
-            out = greedy(model, prompts, gen_tokens, context) if prompts is not None and prompts.numel() else None
-            report = None
-            if report_prompts is not None:
-                report = logits_of(model(report_prompts))[:, -1, :].argmax(-1)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), _restoring_rng(device):
+        stats = [_batch_stats(model, b, loss_fn, unigram_log) for b in val_batches]
+        out = greedy(model, prompts, gen_tokens, context) if prompts is not None and prompts.numel() else None
+        report = None
+        if report_prompts is not None:
+            report = logits_of(model(report_prompts))[:, -1, :].argmax(-1)
 
     def mean(i: int) -> float | None:
         vals = [s[i] for s in stats if s[i] is not None]

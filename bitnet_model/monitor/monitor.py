@@ -40,7 +40,7 @@ from bitnet_model.monitor.checkpoints import CheckpointStore
 from bitnet_model.monitor.diagnostics import Diagnostics, unigram_stats
 from bitnet_model.monitor.dist import RankFailed, World
 from bitnet_model.monitor.emitter import Emitter
-from bitnet_model.monitor.evals import logits_of, report_prompt_ids
+from bitnet_model.monitor.evals import eval_mode, logits_of, report_prompt_ids
 from bitnet_model.monitor.lr import LRControl
 from bitnet_model.monitor.readback import Readback
 from bitnet_model.monitor.sinks import TensorBoardMirror, TrackioMirror, open_session, versions
@@ -90,7 +90,7 @@ class Monitor:
         self._store = CheckpointStore(Path("."), save, keep=keep_checkpoints, suffix=checkpoint_suffix) \
             if save is not None else None
         self._closers: list[Callable[[], Any]] = []
-        self._started = self._closed = False
+        self._started = self._closed = self._prepared = False
         self.last_end: RunEnded | None = None
         device = next(iter(unwrap(model).parameters())).device
         if prompts is not None and not isinstance(prompts, torch.Tensor):
@@ -118,13 +118,8 @@ class Monitor:
         if prompts is None or not prompts.numel():
             return None
         m = unwrap(self.model)
-        was = m.training
-        try:
-            m.eval()
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                return int(logits_of(m(prompts[:1, :2])).shape[-1])
-        finally:
-            m.train(was)
+        with eval_mode(m), torch.no_grad(), torch.random.fork_rng(devices=[]):
+            return int(logits_of(m(prompts[:1, :2])).shape[-1])
 
     # -- the outside world -------------------------------------------------------------------
     def subscribe(self, fn: Callable[[Event], None]) -> None:
@@ -161,13 +156,32 @@ class Monitor:
         else:
             self.close("error", f"{type(exc).__name__}: {exc}"[:2000], final_checkpoint=False)
 
+    def prepare(self) -> Path | None:
+        """Claim the run's files on rank 0 before anything starts: the log, the checkpoint directory (0700, refused
+        when it is not safely ours), the socket's place. Raises a UserError with one sentence. Idempotent."""
+        if self._prepared or not self.world.main:
+            return self.session_path
+        from bitnet_model.control.peer import check_socket_path, control_path
+        from bitnet_model.log.paths import checkpoint_dir
+
+        self.session_path = open_session(self.session_path, self.sessions_dir, self.run_name)
+        if self._store is not None:
+            self._store.directory = checkpoint_dir(self.session_path)
+            removed = self._store.prepare()
+            if removed:
+                self.header_extra.setdefault("cleaned", [str(p) for p in removed])
+        if self.control:
+            check_socket_path(control_path(self.session_path))
+        self._prepared = True
+        return self.session_path
+
     def start(self) -> None:
         """Open the log and the control socket (rank 0), write the header and the audit, eval at step 0."""
         if self._started:
             return
         self._started = True
         if self.world.main:
-            self.session_path = open_session(self.session_path, self.sessions_dir, self.run_name)
+            self.prepare()
             self._open_sinks()
         self.emit(self.header())
         for f in self._audit():
@@ -176,21 +190,16 @@ class Monitor:
         if self.eval_at_start and self.step_count == 0:
             self._diagnose(evals=True, weights=True)
         self._boundary()  # commands queued before the first step (a pause holds the run before it starts)
+        self.readback.restart_clock()
 
     def _open_sinks(self) -> None:
         from bitnet_model.control.peer import control_path
-        from bitnet_model.log.paths import checkpoint_dir
         from bitnet_model.log.writer import SessionWriter
 
         writer = SessionWriter(self.session_path, on_error=lambda e: self.emitter.consumer_failed(writer, e))
         self.writer = writer
         self.subscribe(writer)
         self._closers.append(writer.close)
-        if self._store is not None:
-            self._store.directory = checkpoint_dir(self.session_path)
-            removed = self._store.prepare()
-            if removed:
-                self.header_extra.setdefault("cleaned", [str(p) for p in removed])
         if self.control:
             from bitnet_model.control.server import ControlServer
 

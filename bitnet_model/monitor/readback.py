@@ -47,6 +47,10 @@ class Readback:
         self._last = time.perf_counter()
         self._peak = None
 
+    def restart_clock(self) -> None:
+        """Training starts now: the first step's rate must not count the setup and the step-0 eval."""
+        self._last = time.perf_counter()
+
     def add(self, step: int, loss: Any, grad_norm: Any, tokens: int | None, stage: int,
             metrics: dict[str, float]) -> None:
         now = time.perf_counter()

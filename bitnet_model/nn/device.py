@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -57,3 +59,27 @@ def peak_flops(device: torch.device) -> float | None:
         if key in name:
             return flops
     return None
+
+
+def estimated_params(m: Any) -> int:
+    """Parameters of a decoder with this shape (``ModelConfig``), without building it."""
+    h, f, v, layers = m.hidden, m.ffn, m.vocab_size, m.layers
+    return 2 * v * h + layers * (4 * h * h + 3 * h * f + 2 * h) + h
+
+
+def check_memory(cfg: Any, device: torch.device) -> None:
+    """Refuse, before allocating anything, a model whose weights, gradients and Adam's two moments (16 bytes a
+    parameter) would not fit in this machine's memory (or the GPU's)."""
+    need = 16 * estimated_params(cfg.model)
+    if device.type == "cuda":
+        have = torch.cuda.get_device_properties(device).total_memory
+        where = f"GPU memory ({have / 2**30:.0f} GiB)"
+    else:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return
+        where = f"this machine's memory ({have / 2**30:.0f} GiB)"
+    if need > have:
+        raise ConfigError(f"a model of width {cfg.model.hidden} with {cfg.model.layers} layers needs about "
+                          f"{need / 2**30:.0f} GiB for weights, gradients and optimizer state, more than {where}")

@@ -45,8 +45,14 @@ def build_run(plan: RunPlan, *, session_file: str | Path | None = None, argv: li
     else:
         path = claim_session(plan) if trainer.world.main else None  # rank 0 alone writes the log
     trainer.run_name = path.name.removesuffix(SUFFIX) if path else plan.label
-    trainer.attach_monitor(path, control=control, checkpoint_every=checkpoint_every,
-                           keep_checkpoints=keep_checkpoints, tensorboard=tensorboard)
+    mon = trainer.attach_monitor(path, control=control, checkpoint_every=checkpoint_every,
+                                 keep_checkpoints=keep_checkpoints, tensorboard=tensorboard)
+    try:
+        mon.prepare()  # the run's other files, claimed before anything starts
+    except Exception:
+        if path is not None and not session_file and path.exists() and path.stat().st_size == 0:
+            path.unlink()
+        raise
     return LocalRun(trainer, plan, path, options={
         "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "on_nonfinite": on_nonfinite,
         "control": control, "tensorboard": tensorboard})

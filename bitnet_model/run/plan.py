@@ -9,6 +9,8 @@ before starting it and passes the path down (``run --session-file``). Building t
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from bitnet_model.log.reader import read_session
 from bitnet_model.log.text import fmt_num
 from bitnet_model.log.writer import writer_lock_held
 from bitnet_model.monitor.checkpoints import list_checkpoints
+from bitnet_model.safefs import remove_stale_tmp
 from bitnet_model.train.config import RunConfig, TrainConfig, build_config
 
 
@@ -112,6 +115,9 @@ def plan_run(knobs: dict[str, Any], *, sessions: str | None = None, resume: str 
         raise ConfigError(f"{shown} is still running; stop it first (bitnet-tui ctl {shown} stop) or fork it "
                           "with --from")
     pcfg = RunConfig.from_dict(pdata.header.config)
+    with contextlib.suppress(OSError):
+        if checkpoint_dir(ppath).stat().st_uid == os.geteuid():
+            remove_stale_tmp(checkpoint_dir(ppath))  # a killed run's partial checkpoint
     cks = list_checkpoints(checkpoint_dir(ppath))
     if not cks:
         raise ConfigError(f"{shown} has no checkpoints (looked in {checkpoint_dir(ppath)})")

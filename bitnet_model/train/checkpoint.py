@@ -16,6 +16,7 @@ import torch
 
 from bitnet_model.errors import UserError
 from bitnet_model.safefs import atomic_write
+from bitnet_model.train.config import MAX_STEPS
 
 FORMAT = "bitnet-tui-checkpoint"
 VERSION = 2
@@ -50,5 +51,12 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a bitnet-tui checkpoint")
     if ck.get("version") not in READABLE:
-        raise CheckpointError(f"{path} is checkpoint version {ck.get('version')!r}; this bitnet-tui reads {VERSION}")
+        raise CheckpointError(f"{path} is checkpoint version {str(ck.get('version'))[:20]!r}; this bitnet-tui reads "
+                              f"{', '.join(map(str, READABLE))}")
+    step = ck.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEPS:
+        raise CheckpointError(f"{path} has an unusable step ({str(step)[:40]!r})")
+    for key, kind in (("config", dict), ("model", dict), ("optimizer", dict)):
+        if not isinstance(ck.get(key), kind):
+            raise CheckpointError(f"{path} has no usable {key}")
     return ck

@@ -22,9 +22,9 @@ import torch
 
 from bitnet_model.errors import ConfigError
 from bitnet_model.log.events import Alert, RunEnded
-from bitnet_model.monitor.dist import RankFailed, World
+from bitnet_model.monitor.dist import RankFailed, World, peer_failure
 from bitnet_model.monitor.monitor import Monitor
-from bitnet_model.nn.device import peak_flops, resolve_device
+from bitnet_model.nn.device import check_memory, peak_flops, resolve_device
 from bitnet_model.nn.model import BitNetLM
 from bitnet_model.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from bitnet_model.train.config import RunConfig
@@ -72,6 +72,7 @@ class Trainer:
         if self.data.vocab_size > cfg.model.vocab_size:
             raise ConfigError(f"the tokenizer has {self.data.vocab_size} tokens but vocab_size is "
                               f"{cfg.model.vocab_size}; raise --vocab-size")
+        check_memory(cfg, self.device)
         self.model = BitNetLM(cfg.model).to(self.device)
         if t.compile:
             self.model.compile()  # in place: state_dict keys and the model's methods stay as they are
@@ -163,6 +164,11 @@ class Trainer:
         except Exception as e:
             self.error = e
             msg = f"{type(e).__name__}: {e}"
+            if self.world.active and peer_failure(e) and mon is not None:
+                end = mon.close("rank_failed", f"a rank stopped responding ({msg.splitlines()[0][:300]})",
+                                final_checkpoint=False)
+                self.last_end = end
+                return end
             if mon is not None and mon._started:
                 mon.emit(Alert(step=mon.step_count, time=time.time(), level="error", code="crash",
                                message="training crashed: " + msg[:500] + "\n" + traceback.format_exc()[-2000:]))

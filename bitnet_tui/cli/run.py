@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from bitnet_model.run.plan import parse_lr, plan_run
+from bitnet_model.train.distributed import launched
 from bitnet_model.train.presets import preset as get_preset
 from bitnet_tui.cli.app import command
 from bitnet_tui.cli.errors import fail, note
@@ -67,11 +68,26 @@ def run(
     """Train a BitNet b1.58 model and watch it: the dashboard on a terminal, headless otherwise."""
     knobs = resolve_knobs(knobs, preset)
     opts = {"checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "tensorboard": tensorboard}
-    if nproc is not None and nproc > 1 and session_file is None:
+    if nproc is not None and nproc > 1 and not launched():
         from bitnet_tui.cli.launch import launch
 
-        launch(knobs, nproc=nproc, sessions=sessions_dir, resume=resume, fork=from_, detach=detach, **opts)
+        launch(knobs, nproc=nproc, sessions=sessions_dir, resume=resume, fork=from_, detach=detach,
+               session_file=session_file, **opts)
         return
+    if launched():  # one rank of a torchrun / --nproc job: join the group, and leave it on the way out
+        from bitnet_model.train.distributed import joined
+
+        with joined(knobs.get("device")):
+            _train(knobs, headless=True, sessions_dir=sessions_dir, resume=resume, from_=from_, control=control,
+                   session_file=session_file, opts=opts)
+        return
+    _train(knobs, headless=headless, sessions_dir=sessions_dir, resume=resume, from_=from_, control=control,
+           session_file=session_file, opts=opts, detach=detach)
+
+
+def _train(knobs: dict[str, Any], *, headless: bool, sessions_dir: str | None, resume: str | None,
+           from_: str | None, control: bool, session_file: str | None, opts: dict[str, Any],
+           detach: bool = False) -> None:
     if detach:
         from bitnet_tui.cli.detach import detach_run
 
@@ -86,12 +102,13 @@ def run(
 
     live = build_run(plan, session_file=session_file, argv=sys.argv, control=control,
                      on_nonfinite="stop" if headless and not control else "pause", **opts)
-    for n in plan.notes:
+    main = live.trainer.world.main
+    for n in plan.notes if main else ():
         note(n)
-    if live.session_path is not None:
+    if live.session_path is not None and main:
         typer.echo(f"session: {live.session_path}", err=True)
     end = _watch(live, headless=headless, control=control)
-    _finish(end, live.session_path)
+    _finish(end, live.session_path, quiet=not main)
 
 
 def _watch(live: Any, *, headless: bool, control: bool) -> Any:
@@ -114,9 +131,11 @@ def _watch(live: Any, *, headless: bool, control: bool) -> Any:
     return final.last_end
 
 
-def _finish(end: Any, path: Any) -> None:
+def _finish(end: Any, path: Any, quiet: bool = False) -> None:
     from bitnet_model.run.local import exit_code
 
+    if quiet:  # another rank of a job: rank 0 speaks for it
+        raise typer.Exit(exit_code(end.reason if end else None))
     if end is None:
         fail(f"the run ended without saying how (log: {path})", code=1)
     code = exit_code(end.reason)

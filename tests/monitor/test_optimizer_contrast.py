@@ -7,9 +7,9 @@ import pytest
 from bitnet_model.analysis.diagnose import diagnose
 from bitnet_model.analysis.fold import RunFold
 from bitnet_model.analysis.summary import summarize
+from bitnet_model.log.paths import checkpoint_dir
 from bitnet_model.log.reader import read_session
 from bitnet_model.monitor.checkpoints import list_checkpoints
-from bitnet_model.log.paths import checkpoint_dir
 from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig
 from bitnet_model.train.trainer import Trainer
 
