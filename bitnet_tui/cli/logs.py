@@ -194,6 +194,8 @@ def compare_cmd(
     sessions_dir_opt: SessionsDirOption = None,
     as_json: JsonOption = False,
     wide: WideOption = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Then loss, unique tokens, flip rate and LR of every run "
+                                       "overlaid (a dashboard on a terminal, text on a pipe).")] = False,
 ) -> None:
     """Side by side: what differs between the runs, and what their decoding did (the report's Phase 4 table)."""
     d = sessions_dir(sessions_dir_opt)
@@ -218,6 +220,10 @@ def compare_cmd(
         emit_json(table.to_json())
         return
     console(wide).print(compare_table(table, wide=wide))
+    if plot:
+        from bitnet_tui.cli.plot import show_overlay
+
+        show_overlay([s.path for s in good])
 
 
 __all__ = ["STATUS_STYLE", "load"]

@@ -9,7 +9,7 @@ import torch: the viewer's commands (``sessions``, ``summary``, ``compare``, ``d
 
 from __future__ import annotations
 
-from bitnet_tui.cli import diagnose, export, logs, remote, run, sweep, view  # noqa: F401  (registers commands)
+from bitnet_tui.cli import diagnose, export, logs, plot, remote, run, sweep, view  # noqa: F401  (registers commands)
 from bitnet_tui.cli.app import app
 
 

@@ -4,6 +4,9 @@
 timer (2 Hz), so training never waits for the screen, and draws every panel from ``source.feed``. Every
 control is a command to the run (:mod:`bitnet_model.control.commands`); the panels show the run's
 confirmed ``intervention``, never a guess.
+
+Panels are tabs (``v`` moves on); a terminal of at least 120x36 also gets an "All" tab, the first, with the
+six main panels in a grid.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -25,94 +27,64 @@ from textual.worker import Worker, WorkerState
 
 from bitnet_model.control import commands as C
 from bitnet_model.log.events import Event
-from bitnet_model.log.text import printable
-from bitnet_tui.dashboard.dialogs import ConfirmDialog, LRDialog, RewindDialog, StepDialog
-from bitnet_tui.dashboard.panels import HeaderBar, SamplesPanel, TernaryTable, Timeline
-from bitnet_tui.dashboard.plots import LossPlot, LRPlot, UniquePlot, WeightsPlot
+from bitnet_model.log.text import fmt_num, printable
+from bitnet_tui.dashboard.axes import View
+from bitnet_tui.dashboard.controls import ReplayControls, RunControls, ViewControls
+from bitnet_tui.dashboard.keys import BINDINGS, PALETTE, VIEW_ACTIONS
+from bitnet_tui.dashboard.metrics import MetricsPanel
+from bitnet_tui.dashboard.panels import ConfigPanel, HeaderBar, SamplesPanel, Timeline
+from bitnet_tui.dashboard.plots import GradPlot, LossPlot, LRPlot, UniquePlot
 from bitnet_tui.dashboard.sources import LiveSource, ReplaySource, Source, WatchSource
+from bitnet_tui.dashboard.weights import WeightsPanel
 
 TICK_S = 0.5
 """How often the UI drains events and redraws (2 Hz)."""
+WIDE = (120, 36)
+"""The smallest terminal (columns, rows) that gets the "All" tab."""
 
 PANELS = (
-    # (key, border title, tab label when narrow)
-    ("loss", "Loss", "Loss"),
-    ("unique", "Unique tokens", "Unique"),
-    ("lr", "LR & weight decay", "LR"),
-    ("weights", "Ternary weights", "Weights"),
-    ("timeline", "Alerts & interventions", "Alerts"),
-    ("samples", "Samples", "Samples"),
+    # (key, border title, tab label, in the "All" grid)
+    ("loss", "Loss", "Loss", True),
+    ("unique", "Unique tokens", "Unique", True),
+    ("lr", "LR & weight decay", "LR", True),
+    ("weights", "Ternary weights", "Weights", True),
+    ("timeline", "Alerts & interventions", "Alerts", True),
+    ("samples", "Samples", "Samples", True),
+    ("grad", "Grad norm", "Grad", False),
+    ("metrics", "Your metrics", "Metrics", False),
+    ("config", "Configuration", "Config", False),
 )
-
-SENDS: dict[str, type[C.Command]] = {"undo_lr": C.UndoLR, "checkpoint": C.CheckpointNow, "eval_now": C.EvalNow}
-"""Dashboard actions that are one command each (the command's title names them in the palette)."""
-PALETTE = (
-    # (action, args, title, help)
-    ("set_lr", (), C.SetLR.title, "Type a new LR: it holds from now on, never exceeded later"),
-    ("scale_lr", (0.5,), "Halve learning rate", "LR × 0.5"),
-    ("scale_lr", (2.0,), "Double learning rate", "LR × 2"),
-    ("undo_lr", (), C.UndoLR.title, "Restore the LR rule before the last change"),
-    ("toggle_pause", (), "Pause / resume", "Pause or resume training (replay: playback)"),
-    ("checkpoint", (), C.CheckpointNow.title, "Save a checkpoint at the next step (kept)"),
-    ("eval_now", (), C.EvalNow.title, "Run an eval at the next step"),
-    ("rewind", (), "Rewind: fork from a checkpoint with a new LR",
-     "Stop this run and continue it from one of its checkpoints, in a new linked session"),
-    ("speed", ("1",), "Replay speed 1×", "Play back at logged speed"),
-    ("speed", ("2",), "Replay speed 10×", "Play back 10× faster"),
-    ("speed", ("3",), "Replay speed 100×", "Play back 100× faster"),
-    ("speed", ("0",), "Replay speed max", "Play back as fast as possible"),
-    ("to_start", (), "Jump to start", "Replay from the first event"),
-    ("to_end", (), "Jump to end", "Show the whole log"),
-    ("goto_step", (), "Go to step", "Seek the replay to a step"),
-    ("next_mark", (), "Next alert or intervention", "Seek to the next one"),
-    ("prev_mark", (), "Previous alert or intervention", "Seek to the previous one"),
-    ("quit_run", (), "Quit", "Live: stop the run and quit (attached: detach)"),
-)
-SPEEDS: dict[str, float] = {"1": 1.0, "2": 10.0, "3": 100.0, "0": float("inf")}
+HINTS = {"loss": "s smooth · y log", "unique": "y log", "lr": "y log", "grad": "s smooth · y log",
+         "weights": "w map · scroll", "timeline": "n/N", "metrics": "y log"}
 
 
-class Dashboard(App[None]):
+class PanelGrid(Grid):
+    """The panels; tells the app when its size changes (the "All" tab comes and goes with the terminal)."""
+
+    def on_resize(self) -> None:
+        self.app.call_later(self.app.fit_tabs)  # type: ignore[attr-defined]
+
+
+class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
     """Panels over one run's event stream, with the controls that steer it (live) or move through it (replay)."""
 
     CSS_PATH = "dashboard.tcss"
     TITLE = "bitnet-tui"
     AUTO_FOCUS = None
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
-
-    BINDINGS = [
-        Binding("l", "set_lr", "Set LR"),
-        Binding("left_square_bracket", "scale_lr(0.5)", "LR×½", key_display="["),
-        Binding("right_square_bracket", "scale_lr(2.0)", "LR×2", key_display="]"),
-        Binding("u", "undo_lr", "Undo LR"),
-        Binding("p,space", "toggle_pause", "Pause", key_display="p"),
-        Binding("c", "checkpoint", "Ckpt"),
-        Binding("e", "eval_now", "Eval"),
-        Binding("r", "rewind", "Rewind"),
-        Binding("1", "speed('1')", "1×"),
-        Binding("2", "speed('2')", "10×"),
-        Binding("3", "speed('3')", "100×"),
-        Binding("0", "speed('0')", "max"),
-        Binding("home", "to_start", "Start"),
-        Binding("end", "to_end", "End"),
-        Binding("g", "goto_step", "Go to"),
-        Binding("n", "next_mark", "Next"),
-        Binding("N", "prev_mark", "Prev", show=False),
-        Binding("v", "next_panel", "Panel"),
-        Binding("q", "quit_run", "Quit"),
-    ]
+    BINDINGS = BINDINGS
 
     def __init__(self, source: Source, *, warnings: Sequence[str] = ()) -> None:
         super().__init__()
         self.source = source
         self.warnings = list(warnings)
+        self.view = View()
         self._stopping = False
         self._hung_up = False
         self._rewinding: tuple[int, float] | None = None
         self._worker_error = ""
         self._last_tick = time.monotonic()
         self._feed_id = 0
-        self._current_panel = PANELS[0][0]
+        self.current_panel = "loss"
 
     # -- state -----------------------------------------------------------------
     @property
@@ -131,35 +103,62 @@ class Dashboard(App[None]):
     # -- layout ----------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.mode, id="header")
-        yield Tabs(*(Tab(short, id=f"tab-{key}") for key, _, short in PANELS), id="panel-tabs")
-        with Grid(id="panels"):
-            for key, title, _ in PANELS:
-                panel = Vertical(id=f"p-{key}", classes="panel")
+        tabs = [Tab("All", id="tab-all")] + [Tab(short, id=f"tab-{key}") for key, _, short, _ in PANELS]
+        yield Tabs(*tabs, id="panel-tabs", active="tab-loss")
+        v = self.view
+        with PanelGrid(id="panels"):
+            for key, title, _, main in PANELS:
+                panel = Vertical(id=f"p-{key}", classes="panel" + (" -main" if main else ""))
                 panel.border_title = title
-                if key == self._current_panel:
+                panel.border_subtitle = HINTS.get(key, "")
+                if key == self.current_panel:
                     panel.add_class("-current")
                 with panel:
                     if key == "loss":
-                        yield LossPlot(id="loss")
+                        yield LossPlot(v, id="loss")
                     elif key == "unique":
-                        yield UniquePlot(id="unique")
+                        yield UniquePlot(v, id="unique")
                     elif key == "lr":
-                        yield LRPlot(id="lr")
+                        yield LRPlot(v, id="lr")
+                    elif key == "grad":
+                        yield GradPlot(v, id="grad")
                     elif key == "weights":
-                        yield TernaryTable(id="ternary")
-                        yield WeightsPlot(id="weights")
+                        yield WeightsPanel(v, id="weights")
                     elif key == "timeline":
                         yield Timeline(id="timeline")
+                    elif key == "metrics":
+                        yield MetricsPanel(v, id="metrics")
+                    elif key == "config":
+                        yield ConfigPanel(id="config")
                     else:
                         yield SamplesPanel(id="samples")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         for w in self.warnings:
             self.notify(printable(w, 300), severity="warning", timeout=8)
+        self.fit_tabs(first=True)
         self._start_work()
         self._tick()
         self.set_interval(TICK_S, self._tick)
+
+    @property
+    def wide(self) -> bool:
+        return self.size.width >= WIDE[0] and self.size.height >= WIDE[1]
+
+    def fit_tabs(self, first: bool = False) -> None:
+        """Offer the "All" tab where the terminal is large enough (and open on it there)."""
+        try:
+            tabs = self.query_one(Tabs)
+        except NoMatches:
+            return
+        hidden = tabs.query_one("#tab-all", Tab).has_class("-hidden")
+        if self.wide and (hidden or first):
+            tabs.show("tab-all")
+            if first:
+                tabs.active = "tab-all"
+        elif not self.wide and not hidden:
+            tabs.hide("tab-all")
 
     def _start_work(self) -> None:
         if self.source.work is not None:
@@ -172,11 +171,22 @@ class Dashboard(App[None]):
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         key = (event.tab.id or "").removeprefix("tab-")
-        if not key or key == self._current_panel:
+        if not key:
             return
-        self.query_one(f"#p-{self._current_panel}").remove_class("-current")
-        self.query_one(f"#p-{key}").add_class("-current")
-        self._current_panel = key
+        self.query_one("#panels").set_class(key == "all", "-overview")
+        for pkey, *_ in PANELS:
+            self.query_one(f"#p-{pkey}").set_class(pkey == key, "-current")
+        self.current_panel = key
+        self.refresh_panels(force=True)
+
+    def timeline(self) -> Timeline:
+        return self.query_one(Timeline)
+
+    def show_panel(self, key: str, keep_overview: bool = False) -> None:
+        """Make ``key``'s tab the active one (in the "All" grid, stay there if ``keep_overview``)."""
+        if keep_overview and self.current_panel == "all" and any(k == key and main for k, _, _, main in PANELS):
+            return
+        self.query_one(Tabs).active = f"tab-{key}"
 
     # -- the feed --------------------------------------------------------------
     def _tick(self) -> None:
@@ -211,7 +221,8 @@ class Dashboard(App[None]):
         except NoMatches:  # a tick that lands while the screen is being torn down
             return
         header.update_from(feed, self._notice(), force=force)
-        for cls in (LossPlot, UniquePlot, LRPlot, WeightsPlot, TernaryTable, Timeline, SamplesPanel):
+        for cls in (LossPlot, UniquePlot, LRPlot, GradPlot, WeightsPanel, Timeline, SamplesPanel, MetricsPanel,
+                    ConfigPanel):
             self.query_one(cls).update_from(feed, force=force)
 
     def _notice(self) -> Text:
@@ -222,7 +233,7 @@ class Dashboard(App[None]):
             t.append("stopping: waiting for the run to end…", style="bold")
         elif self._rewinding is not None:
             step, lr = self._rewinding
-            t.append(f"rewinding to step {step} at lr {lr:.3g}…", style="bold")
+            t.append(f"rewinding to step {step} at lr {fmt_num(lr)}…", style="bold")
         else:
             text, style = self.source.notice()
             t.append(text, style=style)
@@ -237,173 +248,27 @@ class Dashboard(App[None]):
             self.notify(self._worker_error, severity="error", timeout=10)
             self.refresh_panels()
 
-    # -- controls --------------------------------------------------------------
+    # -- which keys work here ----------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("next_panel",):
-            return not self.screen.has_class("-wide") or not self.screen.has_class("-tall")
-        if action in ("quit_run", "quit", "command_palette", "focus_next", "focus_previous"):
+        """True where the action works in this mode and now; False hides it (footer) and ignores the key.
+        The palette still lists what is unavailable, with the reason (:meth:`get_system_commands`)."""
+        if action in VIEW_ACTIONS or action in ("quit_run", "quit", "command_palette", "focus_next",
+                                                "focus_previous"):
             return True
         if action == "rewind" and self._rewinding is not None:
-            return None
-        return self.source.can(action)
-
-    def _send(self, cmd: C.Command) -> None:
-        if self.source.can("steer") is not True:
-            self.notify(self.source.why_not("steer") or "this view cannot steer a run", severity="warning")
-            return
-        self.source.send(cmd)
-
-    def action_set_lr(self) -> None:
-        def done(value: float | None) -> None:
-            if value is not None:
-                self._send(C.SetLR(value=value, source="dashboard"))
-
-        self.push_screen(LRDialog(self.feed), done)
-
-    def action_scale_lr(self, factor: float) -> None:
-        self._send(C.ScaleLR(factor=float(factor), source="dashboard"))
-
-    def action_undo_lr(self) -> None:
-        self._send(SENDS["undo_lr"](source="dashboard"))
-
-    def action_checkpoint(self) -> None:
-        self._send(SENDS["checkpoint"](source="dashboard"))
-
-    def action_eval_now(self) -> None:
-        self._send(SENDS["eval_now"](source="dashboard"))
-
-    def action_toggle_pause(self) -> None:
-        if isinstance(self.source, ReplaySource):
-            p = self.source.player
-            p.playing = not p.playing
-            p.clock = None if p.at_end else p.clock
-            self.refresh_panels()
-            return
-        self._send(C.Resume(source="dashboard") if self.feed.paused else C.Pause(source="dashboard"))
-
-    # -- rewind ----------------------------------------------------------------
-    def action_rewind(self) -> None:
-        why = self.source.why_not("rewind")
-        if why or not isinstance(self.source, LiveSource):
-            self.notify(why or "rewind forks a live run", severity="warning")
-            return
-        steps = self.source.checkpoint_steps()
-        if not steps:
-            hint = "press c to save one, then rewind" if self.source.running else "this run saved none"
-            self.notify(f"no checkpoints of this run yet: {hint}", severity="warning", timeout=6)
-            return
-
-        def done(choice: tuple[int, float] | None) -> None:
-            if choice is None or self._rewinding is not None:
-                return
-            self._rewinding = choice
-            if self.feed.ended is None and not self._worker_error:
-                self.source.send(C.Stop(reason="rewound", source="dashboard"))
-            self.refresh_panels()
-
-        self.push_screen(RewindDialog(steps, self.feed.lr), done)
-
-    def _fork(self) -> None:
-        """The current run has ended: build the fork off the event loop."""
-        step, lr = self._rewinding  # type: ignore[misc]
-        run = self.handle
-        self.run_worker(lambda: run.fork(step, lr), name="rewind", group="rewind", thread=True, exit_on_error=False)
-        self._rewinding = (step, lr)
-
-    def _rewound(self, worker: Worker) -> None:
-        if worker.state == WorkerState.SUCCESS:
-            assert isinstance(self.source, LiveSource)
-            self.source.replace(worker.result)
-            self._worker_error = ""
-            self._rewinding = None
-            self._start_work()
-            self.notify(printable(f"rewound: training {worker.result.run_name}", 300), timeout=6)
-        elif worker.state in (WorkerState.ERROR, WorkerState.CANCELLED):
-            err = worker.error
-            self._rewinding = None
-            self.notify(printable(f"rewind failed: {type(err).__name__}: {err}", 300), severity="error", timeout=10)
-        self.refresh_panels(force=True)
-
-    # -- replay ----------------------------------------------------------------
-    def _player(self) -> Any:
-        return self.source.player if isinstance(self.source, ReplaySource) else None
-
-    def action_speed(self, key: str) -> None:
-        if self._player() is not None:
-            self._player().speed = SPEEDS.get(str(key), 1.0)
-            self.refresh_panels()
-
-    def _move(self, how: str, *args: Any) -> bool:
-        p = self._player()
-        if p is None:
             return False
-        ok = getattr(p, how)(*args)
-        self.source.tick(0.0)
-        self.refresh_panels(force=True)
-        return ok is not False
-
-    def action_to_start(self) -> None:
-        self._move("to_start")
-
-    def action_to_end(self) -> None:
-        self._move("to_end")
-
-    def action_next_mark(self) -> None:
-        p = self._player()
-        if p is not None and not self._move("next_mark", p.marks()):
-            self.notify("no later alert or intervention")
-
-    def action_prev_mark(self) -> None:
-        p = self._player()
-        if p is not None and not self._move("prev_mark", p.marks()):
-            self.notify("no earlier alert or intervention")
-
-    def action_goto_step(self) -> None:
-        p = self._player()
-        if p is None:
-            return
-        last = p.steps[-1] if p.steps else 0
-        self.push_screen(StepDialog(last), lambda step: step is not None and self._move("seek_step", step))
-
-    def action_next_panel(self) -> None:
-        self.query_one(Tabs).action_next_tab()
-
-    # -- leaving ---------------------------------------------------------------
-    def action_quit_run(self) -> None:
-        if self._rewinding is not None:
-            self.notify("rewinding: quit when the forked run has started", severity="warning")
-            return
-        src = self.source
-        if not isinstance(src, LiveSource) or not src.running or self._worker_error:
-            self.exit()
-            return
-        if src.detachable:
-            src.run.detach()
-            self.exit(message="detached; the run goes on")
-            return
-        if self._stopping:
-            self.notify("stopping: waiting for the run to end")
-            return
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self._stopping = True
-                src.send(C.Stop(reason="stopped", source="dashboard"))
-                self.refresh_panels()
-
-        self.push_screen(ConfirmDialog("Training is running. Stop it and quit?"), done)
-
-    async def action_quit(self) -> None:
-        self.action_quit_run()
+        return self.source.can(action) is True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for action, args, title, help_text in PALETTE:
-            ok = self.check_action(action, args)
+            ok = True if action in VIEW_ACTIONS or action == "quit_run" else self.source.can(action)
+            if action == "rewind" and self._rewinding is not None:
+                ok = None
             if ok is False:
                 continue
             if action == "quit_run" and isinstance(self.source, LiveSource) and self.source.detachable:
-                title, help_text = "Detach (the run goes on)", "Close the dashboard; the run keeps training"
+                title, help_text = "Detach (the run goes on)", "q: close the dashboard; the run keeps training"
             method = getattr(self, f"action_{action}")
             if ok is None:
                 reason = self.source.why_not(action) or "unavailable now"
@@ -411,6 +276,9 @@ class Dashboard(App[None]):
                                     lambda r=reason: self.notify(r, severity="warning"))
             else:
                 yield SystemCommand(title, help_text, lambda m=method, a=args: m(*a))
+        for key, title, _, _ in PANELS:
+            yield SystemCommand(f"Show panel: {title}", "v moves to the next panel",
+                                lambda k=key: self.show_panel(k))
 
     def on_unmount(self) -> None:
         src = self.source
@@ -425,12 +293,14 @@ class Dashboard(App[None]):
 
 def make_app(mode: str = "live", *, run: Any = None, session_path: str | Path | None = None,
              events: Sequence[Event] | None = None, speed: float = 1.0, start_at: int | str | None = None,
-             stale_after: float | None = None, no_rewind: str = "") -> Dashboard:
+             stale_after: float | None = None, no_rewind: str = "",
+             session_paths: Sequence[str | Path] = ()) -> App[None]:
     """Build the dashboard for the CLI, the tests and the benches alike.
 
     live: ``run`` (a RunHandle, not started: the app runs it in a thread worker). replay: ``events`` (header
     first) or ``session_path``; ``speed`` relative to the logged times (``math.inf``: as fast as possible);
     ``start_at`` "end" or a step shows that point paused. watch: ``session_path`` of a log that may still grow.
+    compare: ``session_paths``, several runs overlaid (:class:`~.overlay.OverlayApp`).
     Raises :class:`~bitnet_model.log.errors.SessionError` for a log that cannot be read.
     """
     if mode == "live":
@@ -453,6 +323,12 @@ def make_app(mode: str = "live", *, run: Any = None, session_path: str | Path | 
         _check_watchable(Path(session_path))
         kw = {"stale_after": stale_after} if stale_after is not None else {}
         return Dashboard(WatchSource(session_path, **kw))
+    if mode == "compare":
+        from bitnet_tui.dashboard.overlay import OverlayApp
+        from bitnet_tui.dashboard.runs import load_runs
+
+        runs, warnings = load_runs(session_paths)
+        return OverlayApp(runs, warnings=warnings)
     raise ValueError(f"unknown mode {mode!r}")
 
 

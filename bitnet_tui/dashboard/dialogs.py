@@ -14,7 +14,7 @@ from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from bitnet_model.control.commands import check_lr
-from bitnet_model.log.text import printable
+from bitnet_model.log.text import fmt_value, printable
 from bitnet_model.train.config import ConfigError, RunConfig
 from bitnet_model.train.schedule import next_peak
 
@@ -30,21 +30,37 @@ def parse_lr(raw: str) -> tuple[float | None, str]:
         return None, printable(str(e)[:1].upper() + str(e)[1:] + ".", 200)
 
 
+def _train(feed: Any) -> Any:
+    try:
+        return RunConfig.from_dict(feed.config).train if feed.config.get("train") else None
+    except (ConfigError, TypeError, ValueError):
+        return None
+
+
 def lr_outlook(feed: Any) -> str:
     """What a typed LR will do, in words: the LR now and, during warmup, the schedule's coming peak."""
-    now = f"{feed.lr:.3g}" if math.isfinite(feed.lr) else "unknown"
+    now = fmt_value(float(feed.lr)) if math.isfinite(feed.lr) else "unknown"
     text = f"The LR is {now} now."
-    try:
-        train = RunConfig.from_dict(feed.config).train if feed.config.get("train") else None
-    except (ConfigError, TypeError, ValueError):
-        train = None
+    train = _train(feed)
     peak = next_peak(feed.step, train) if train is not None else None
     if peak is not None:
-        text += (f" The schedule is warming up toward {peak[1]:.3g} at step {peak[0]}: a typed LR holds from now "
-                 "until then, and the decay after it stays below the typed value.")
+        text += (f" The schedule is warming up toward {fmt_value(peak[1])} at step {peak[0]}: a typed LR holds from "
+                 "now until then, and the decay after it stays below the typed value.")
     else:
         text += " A typed LR is the LR from now on; the rest of the schedule's decay keeps its shape below it."
-    return text
+    return text + " ×2, ×½ (] [) and undo (u) follow the same rule."
+
+
+def lr_preview(feed: Any, value: float) -> str:
+    """One line on what ``value`` does from the next step: the change against now, and how long it holds."""
+    text = f"→ {fmt_value(value)} from step {feed.step + 1}"
+    if math.isfinite(feed.lr) and feed.lr > 0:
+        text += f" (×{fmt_value(float(f'{value / feed.lr:.3g}'))} the LR now)"
+    train = _train(feed)
+    peak = next_peak(feed.step, train) if train is not None else None
+    if peak is not None:
+        return text + f", held through warmup to step {peak[0]}, then decaying below it"
+    return text + ", never exceeded later unless you raise it"
 
 
 class LRDialog(ModalScreen[float | None]):
@@ -62,7 +78,15 @@ class LRDialog(ModalScreen[float | None]):
             yield Label(Text(lr_outlook(self.feed)), id="lr-outlook")
             yield Label("New learning rate; Enter to apply, Esc to cancel")
             yield Input(placeholder="e.g. 5e-4", id="lr-input")
+            yield Label("", id="lr-preview")
             yield Label("", id="lr-error", classes="error")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "lr-input":
+            return
+        value, _ = parse_lr(event.value)
+        self.query_one("#lr-preview", Label).update(Text(lr_preview(self.feed, value) if value is not None else ""))
+        self.query_one("#lr-error", Label).update(Text(""))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -92,7 +116,7 @@ class RewindDialog(ModalScreen[tuple[int, float] | None]):
             yield Label("Rewind: fork this run from a checkpoint with a new learning rate")
             yield OptionList(*(Option(Text(f"step {s}"), id=f"step-{s}") for s in self.steps),
                              id="rewind-checkpoints", markup=False)
-            now = f"{self.current:.3g}" if math.isfinite(self.current) else "unknown"
+            now = fmt_value(float(self.current)) if math.isfinite(self.current) else "unknown"
             yield Label(f"New learning rate (now {now}); Enter to fork, Esc to cancel")
             yield Input(placeholder="e.g. 5e-4", id="rewind-lr")
             yield Label("", id="rewind-error", classes="error")

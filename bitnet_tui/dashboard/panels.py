@@ -1,108 +1,138 @@
-"""The dashboard's text panels: header, ternary split per layer, timeline, samples.
+"""The dashboard's text panels: header, timeline, samples, configuration.
 
 Text that came from events is only ever put into ``rich.text.Text`` objects after
-:func:`~bitnet_model.log.text.printable`, never into markup.
+:func:`~bitnet_model.log.text.printable`, never into markup; numbers go through
+:func:`~bitnet_model.log.text.fmt_num` / :func:`~bitnet_model.log.text.fmt_value`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import PurePath
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import DataTable, Static
+from textual.containers import VerticalScroll
+from textual.widgets import Static
 
-from bitnet_model.log.text import fmt_duration, fmt_value, printable
+from bitnet_model.log.events import Alert, CheckpointSaved, Event, Intervention, RunEnded
+from bitnet_model.log.text import fmt_value, printable
 from bitnet_tui.dashboard.feed import Feed
+from bitnet_tui.dashboard.header import LEVEL_STYLES, render_header
+
+__all__ = ["ConfigPanel", "HeaderBar", "SamplesPanel", "Timeline", "render_header", "render_samples",
+           "timeline_row", "LEVEL_STYLES"]
 
 
-class TernaryTable(Static):
-    """The -1/0/+1 split of each BitLinear layer at the latest snapshot."""
+class HeaderBar(Static):
+    """Run name, mode, detector state, progress, speed, ETA, device, pause/end notices: fitted to the width."""
+
+    def __init__(self, mode: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mode = mode
+        self._drawn: tuple[Any, ...] = ()
+
+    def update_from(self, feed: Feed, extra: Text | None = None, force: bool = False) -> bool:
+        width = self.size.width or self.app.size.width
+        key = (feed.versions["header"], extra.plain if extra is not None else "", width)
+        if key == self._drawn and not force:
+            return False
+        self._drawn = key
+        self.update(Group(*render_header(feed, self.mode, extra, width).split("\n")))
+        return True
+
+    def on_resize(self) -> None:
+        self._drawn = ()
+
+
+def _shown(v: Any) -> str:
+    if isinstance(v, float):
+        return fmt_value(v)
+    return "—" if v is None else printable(v, 60)
+
+
+def timeline_row(item: Any, ev: Event | None) -> tuple[str, Text, Text]:
+    """(step, what, detail) of one timeline entry: the new value of an LR change first, never cut off by a
+    long prefix; a checkpoint by its file name."""
+    step = str(item.step)
+    if isinstance(ev, Intervention):
+        action = printable(ev.action, 40)
+        detail = Text()
+        if (ev.old, ev.new) != (None, None) and not (ev.old in ("", "-") and ev.new in ("", "-")):
+            detail.append(_shown(ev.new), style="bold")
+            detail.append(f" (was {_shown(ev.old)})")
+        detail.append(f"{'  ' if detail.plain else ''}by {printable(ev.source, 60)}", style="dim")
+        return step, Text(f"⚙ {action}"), detail
+    if isinstance(ev, Alert):
+        return step, Text(f"⚠ {printable(ev.level, 20)}", style=LEVEL_STYLES.get(item.level, "")), Text(item.text)
+    if isinstance(ev, CheckpointSaved):
+        name = printable(PurePath(str(ev.path)).name, 120)
+        return step, Text("checkpoint"), Text(f"{name}{' (kept)' if ev.pinned else ''}")
+    if isinstance(ev, RunEnded):
+        style = "" if item.level == "info" else LEVEL_STYLES["error"]
+        return step, Text("end", style=style), Text(item.text.removeprefix("run ended: "), style=style)
+    return step, Text(printable(item.kind, 20)), Text(item.text)
+
+
+class Timeline(VerticalScroll):
+    """Alerts, interventions, checkpoints and the end of the run, newest last; details wrap, never cut.
+
+    ``n``/``N`` in a live run or watch move the highlight (replay seeks instead)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._drawn = -1
+        self._drawn: tuple[int, int, int] = (-1, -1, -1)
+        self.row_count = 0
+        self.cursor: int | None = None
+        self._body = Static(Text("no alerts or interventions yet", style="dim"))
+
+    def compose(self) -> Any:
+        yield self._body
 
     def update_from(self, feed: Feed, force: bool = False) -> bool:
-        v = feed.versions["weights"]
-        if v == self._drawn and not force:
+        key = (id(feed), feed.versions["timeline"], -1 if self.cursor is None else self.cursor)
+        if key == self._drawn and not force:
             return False
-        self._drawn = v
-        w = feed.last_weights
-        if w is None or not w.layers:
-            self.update(Text("no weight snapshot yet", style="dim"))
+        if key[0] != self._drawn[0]:
+            self.cursor = None
+        self._drawn = key
+        items = feed.timeline
+        self.row_count = len(items)
+        if not items:
+            self._body.update(Text("no alerts or interventions yet", style="dim"))
             return True
-        t = Table.grid(padding=(0, 1), expand=True)
-        t.add_column("layer", no_wrap=True, overflow="ellipsis", ratio=1, min_width=8)
-        for _ in range(3):
-            t.add_column(justify="right", no_wrap=True, min_width=3)
-        t.add_column(no_wrap=True)
-        t.add_column(justify="right", no_wrap=True)
-        t.add_row(*(Text(h, style="bold") for h in ("layer", "-1%", "0%", "+1%", "split", "flip")))
-        layers = w.layers
-        if len(layers) > 12:  # keep the table short: the first and last layers and a count
-            shown = list(layers[:6]) + [None] + list(layers[-5:])
-        else:
-            shown = list(layers)
-        for lw in shown:
-            if lw is None:
-                t.add_row(Text(f"… {len(layers) - 11} more", style="dim"), "", "", "", "", "")
-                continue
-            t.add_row(
-                Text(printable(lw.name, 80)),
-                _pct(lw.neg),
-                _pct(lw.zero),
-                _pct(lw.pos),
-                _split_bar(lw.neg, lw.zero, lw.pos, 10),
-                "-" if not math.isfinite(lw.flip_rate) else f"{lw.flip_rate:.3f}",
-            )
-        self.update(t)
+        t = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), expand=True, header_style="bold")
+        t.add_column("step", justify="right", no_wrap=True)
+        t.add_column("what", no_wrap=True)
+        t.add_column("detail", ratio=1, overflow="fold")
+        events = feed.marked if len(feed.marked) == len(items) else [None] * len(items)
+        for i, (item, ev) in enumerate(zip(items, events)):
+            row = timeline_row(item, ev)
+            t.add_row(*row, style="reverse" if i == self.cursor else None)
+        at_end = self.scroll_y >= self.max_scroll_y - 1
+        self._body.update(t)
+        if self.cursor is not None:
+            self.call_after_refresh(self.scroll_to, y=max(0, self.cursor - 2), animate=False)
+        elif at_end:
+            self.call_after_refresh(self.scroll_end, animate=False)
         return True
 
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}" if math.isfinite(x) else "-"
-
-
-def _split_bar(neg: float, zero: float, pos: float, width: int) -> Text:
-    vals = [max(0.0, x) if math.isfinite(x) else 0.0 for x in (neg, zero, pos)]
-    tot = sum(vals) or 1.0
-    n = [int(round(width * v / tot)) for v in vals]
-    n[1] = max(0, width - n[0] - n[2])
-    return Text("-" * n[0], style="bold red") + Text("0" * n[1], style="dim") + Text("+" * n[2], style="bold green")
-
-
-class Timeline(DataTable):
-    """Alerts, interventions, checkpoints and the end of the run, newest last."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
-        self._shown = 0
-        self._drawn = -1
-        self._feed_id = 0
-
-    def on_mount(self) -> None:
-        self.add_columns("step", "what", "detail")
-
-    def update_from(self, feed: Feed, force: bool = False) -> bool:
-        v = feed.versions["timeline"]
-        if id(feed) != self._feed_id or force:  # a rebuilt feed (replay seek backwards)
-            self.clear()
-            self._shown = 0
-            self._feed_id = id(feed)
-        elif v == self._drawn:
+    def move(self, feed: Feed, delta: int) -> bool:
+        """Highlight the next (``delta`` 1) or previous (-1) entry; False at the end."""
+        n = len(feed.timeline)
+        if not n:
             return False
-        self._drawn = v
-        entries = feed.timeline
-        for e in entries[self._shown :]:
-            style = LEVEL_STYLES.get(e.level, "") if e.kind == "alert" else ""
-            what = e.kind if e.kind != "alert" else f"alert {e.level}"
-            self.add_row(Text(str(e.step)), Text(what, style=style), Text(e.text))
-        self._shown = len(entries)
-        if entries:
-            self.move_cursor(row=len(entries) - 1, animate=False, scroll=True)
+        cur = (n if delta > 0 else -1) if self.cursor is None else self.cursor
+        if self.cursor is None and delta > 0:
+            cur = -1  # from the top
+        nxt = cur + delta
+        if not 0 <= nxt < n:
+            return False
+        self.cursor = nxt
+        self.update_from(feed, force=True)
         return True
 
 
@@ -154,94 +184,67 @@ def repr_token(tok: str) -> str:
     return printable(tok, 40).replace(" ", "␣") or "∅"
 
 
-class HeaderBar(Static):
-    """Run name, mode, detector state, progress, speed, ETA, device, pause/end notices."""
+def config_lines(feed: Feed) -> Text:
+    """The run's full configuration and identity, one ``key  value`` line each, literally."""
+    h = feed.header
+    if h is None:
+        return Text("no run_started yet", style="dim")
+    out = Text()
 
-    def __init__(self, mode: str, **kwargs: Any) -> None:
+    def section(title: str, items: Any) -> None:
+        rows = list(_flat(items))
+        if not rows:
+            return
+        out.append(f"{title}\n", style="bold")
+        width = min(36, max(len(k) for k, _ in rows))
+        for k, v in rows:
+            out.append(f"  {k:<{width}}", style="dim")
+            out.append(f"  {v}\n")
+
+    section("config", feed.config)
+    section("run", {"name": h.run_name, "device": h.device, "params": h.params, "vocab_size": h.vocab_size,
+                    "ln_vocab": h.ln_vocab, "unigram_entropy": h.unigram_entropy, "total_steps": h.total_steps,
+                    "source": h.source, "parent": h.parent, "schema": h.schema})
+    for title, part in (("optimizer", h.optimizer), ("corpus", h.corpus), ("tokenizer", h.tokenizer),
+                        ("world", h.world), ("versions", h.versions)):
+        section(title, part if isinstance(part, dict) else {})
+    if h.argv:
+        out.append("command line\n", style="bold")
+        out.append("  " + " ".join(printable(a, 300) for a in h.argv) + "\n")
+    out.rstrip()
+    return out
+
+
+def _flat(d: Any, prefix: str = "") -> Any:
+    if not isinstance(d, dict):
+        return
+    for k, v in d.items():
+        key = printable(f"{prefix}{k}", 80)
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        elif isinstance(v, (list, tuple, dict)):
+            yield key, printable(json.dumps(v, ensure_ascii=True, default=str), 400)
+        elif v is None or (isinstance(v, float) and not math.isfinite(v)):
+            yield key, fmt_value(v)
+        else:
+            yield key, printable(v if isinstance(v, str) else json.dumps(v), 400)
+
+
+class ConfigPanel(VerticalScroll):
+    """The run's configuration as logged (``run_started``): every knob, the corpus, tokenizer and versions."""
+
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.mode = mode
-        self._drawn: tuple[Any, ...] = ()
+        self._drawn: tuple[int, int] = (-1, -1)
+        self._body = Static()
 
-    def update_from(self, feed: Feed, extra: Text | None = None, force: bool = False) -> bool:
-        key = (feed.versions["header"], extra.plain if extra is not None else "")
+    def compose(self) -> Any:
+        yield self._body
+
+    def update_from(self, feed: Feed, force: bool = False) -> bool:
+        key = (id(feed), feed.versions["config"])
         if key == self._drawn and not force:
             return False
         self._drawn = key
-        lines = render_header(feed, self.mode, extra).split("\n")
-        for line in lines:
-            line.no_wrap = True
-            line.overflow = "ellipsis"
-        self.update(Group(*lines))
+        self._body.update(config_lines(feed))
         return True
-
-
-STATE_LABELS = {
-    "": "no eval yet", "not_learning": "not learning yet", "unigram": "unigram phase", "healthy": "healthy",
-    "collapsing": "collapsing", "collapsed": "collapsed", "recovering": "recovering", "recovered": "recovered",
-    "unlearning": "unlearning",
-}
-
-STATE_STYLES = {
-    "unlearning": "bold white on red",
-    "healthy": "bold green",
-    "recovered": "bold green",
-    "collapsing": "bold yellow",
-    "collapsed": "bold white on red",
-    "recovering": "bold cyan",
-    "not_learning": "dim",
-    "unigram": "dim",
-    "": "dim",
-}
-
-
-def render_header(feed: Feed, mode: str, extra: Text | None = None) -> Text:
-    t = Text(no_wrap=True, overflow="ellipsis")
-    t.append(f" {mode.upper()} ", style="reverse bold")
-    t.append(" ")
-    t.append(feed.run_name, style="bold")
-    parent = feed.parent
-    if parent is not None:
-        relation, name, step = parent
-        t.append(f"  {relation} from ", style="dim")
-        t.append(f"{name}@{step}", style="bold")
-    t.append("  ")
-    t.append(f" {STATE_LABELS.get(feed.state, printable(feed.state, 40))} ", style=STATE_STYLES.get(feed.state, "bold"))
-    if feed.paused:
-        t.append("  ")
-        t.append(" PAUSED ", style="reverse")
-    if feed.ended is not None:
-        t.append("  ")
-        style = "bold red" if feed.ended.reason == "error" else "bold"
-        t.append(f"run ended: {printable(feed.ended.reason, 40)}", style=style)
-    t.append("\n")
-    total = f"/{feed.total_steps}" if feed.total_steps else ""
-    t.append(f" step {feed.step}{total}")
-    if math.isfinite(feed.loss):
-        t.append(f"  loss {feed.loss:.3f}")
-    if math.isfinite(feed.lr):
-        t.append(f"  lr {feed.lr:.3g}")
-    if math.isfinite(feed.tokens_per_s):
-        t.append(f"  {feed.tokens_per_s:,.0f} tok/s")
-    if feed.ended is None:
-        t.append(f"  ETA {fmt_duration(feed.eta_s())}")
-    t.append(f"  {feed.device}", style="dim")
-    if extra is not None and extra.plain:
-        t.append("  ")
-        t.append_text(extra)
-    t.append("\n")
-    a, i = feed.last_alert, feed.last_intervention
-    if a is None and i is None:
-        t.append(" no alerts or interventions yet", style="dim")
-    if a is not None:
-        t.append(" ⚠ ", style=LEVEL_STYLES.get(a.level, "bold"))
-        t.append(f"@{a.step} ", style="dim")
-        t.append(a.short or a.text, style=LEVEL_STYLES.get(a.level, ""))
-    if i is not None:
-        t.append("   ⚙ ", style="bold")
-        t.append(f"@{i.step} ", style="dim")
-        t.append(i.short or i.text)
-    return t
-
-
-LEVEL_STYLES = {"error": "bold red", "warning": "bold yellow", "info": "bold"}
-

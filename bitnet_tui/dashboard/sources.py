@@ -26,6 +26,10 @@ from bitnet_model.log.text import fmt_duration
 from bitnet_tui.dashboard.feed import Feed
 from bitnet_tui.dashboard.player import Player
 
+LIVE_ACTIONS = frozenset({"set_lr", "scale_lr", "undo_lr", "checkpoint", "eval_now", "rewind", "steer"})
+"""What steers a run (``toggle_pause`` too, which replay uses for its playback)."""
+REPLAY_ACTIONS = frozenset({"speed", "to_start", "to_end", "goto_step"})
+"""What moves a replay's cursor."""
 STALE_S = 30.0
 """In watch mode, a log silent this long without run_ended is reported as possibly crashed."""
 POLL_S = 0.5
@@ -81,7 +85,8 @@ class Source:
         """Bring the feed up to date (called on the UI's clock)."""
 
     def can(self, action: str) -> bool | None:
-        """True: available; None: shown but unavailable (see :meth:`why_not`); False: hidden."""
+        """True: available; None: unavailable now (the palette says why, :meth:`why_not`); False: not offered.
+        The footer lists only what is True."""
         return False
 
     def why_not(self, action: str) -> str:
@@ -129,6 +134,8 @@ class LiveSource(Source):
             _with_history(self.feed)
 
     def can(self, action: str) -> bool | None:
+        if action in REPLAY_ACTIONS:
+            return False
         if action == "rewind":
             return None if self.why_not("rewind") else True
         return True if self.running else None
@@ -187,7 +194,7 @@ class ReplaySource(Source):
             self.feed = self.player.feed
 
     def can(self, action: str) -> bool | None:
-        return action in ("toggle_pause", "speed", "to_start", "to_end", "goto_step", "next_mark", "prev_mark")
+        return action == "toggle_pause" or action in REPLAY_ACTIONS
 
     def why_not(self, action: str) -> str:
         return "replay is read-only: this run is over"
@@ -266,8 +273,7 @@ class WatchSource(Source):
         return "watch is read-only: attach to steer"
 
     def can(self, action: str) -> bool | None:
-        return None if action in ("set_lr", "scale_lr", "undo_lr", "toggle_pause", "checkpoint", "eval_now",
-                                  "rewind") else False
+        return None if action == "toggle_pause" or action in LIVE_ACTIONS else False
 
     def notice(self) -> tuple[str, str]:
         silent = time.monotonic() - self.last_event

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from bitnet_model.log.reader import read_session
@@ -57,6 +58,7 @@ def test_lr_auto_is_resolved_and_recorded(tmp_path):
     assert "_lr1.5e-3" in only_log(sd).name
 
 
+@pytest.mark.slow
 def test_fork_names_its_parent_and_compare_shows_the_difference(tmp_path):
     sd = tmp_path / "s"
     assert run_cli(*TINY, "--steps", "30", "--lr", "3e-3", "--checkpoint-every", "10",
@@ -82,6 +84,7 @@ def test_fork_names_its_parent_and_compare_shows_the_difference(tmp_path):
     assert [r["differs"]["train.lr"] for r in rows] == [3e-3, 1e-3]
 
 
+@pytest.mark.slow
 def test_resume_continues_a_session_from_its_last_checkpoint(tmp_path):
     sd = tmp_path / "s"
     assert run_cli(*TINY, "--steps", "20", "--checkpoint-every", "10", "--sessions-dir", str(sd)).exit_code == 0

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from bitnet_model.log.reader import read_session
 from bitnet_tui.cli.main import app
+
+pytestmark = pytest.mark.slow
 
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300", "--context", "16",
         "--batch-size", "4", "--eval-every", "5"]

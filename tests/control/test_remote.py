@@ -210,6 +210,7 @@ def test_another_real_user_is_refused_even_with_an_open_socket():
 
 # --------------------------------------------------------------------------- the proxy
 
+@pytest.mark.slow
 def test_remote_run_follows_a_run_and_steers_it(tiny, tmp_path):
     from bitnet_model.run.build import prepare_run
 
@@ -310,6 +311,7 @@ def test_attach_and_ctl_on_a_run_without_a_control_channel_say_so(tmp_path):
     assert result.exit_code == 2 and "needs a number" in result.output
 
 
+@pytest.mark.slow
 def test_detach_reports_the_background_runs_error(tmp_path):
     sdir = tmp_path / "s"
     result = runner.invoke(app, ["run", "--detach", *TINY, "--data", str(tmp_path / "missing.txt"),
@@ -331,6 +333,7 @@ def start_detached(tmp_path: Path, sdir: Path, *, steps: int) -> tuple[subproces
     return out, pid, Path(re.search(r"session: (\S+)", out.stdout).group(1))
 
 
+@pytest.mark.slow
 def test_detached_run_outlives_its_parent_and_is_steered_by_ctl(tmp_path):
     sdir = tmp_path / "s"
     out, pid, log = start_detached(tmp_path, sdir, steps=5000)
@@ -378,6 +381,7 @@ async def _attach_press(log: Path, key: str, action: str) -> None:
         await pilot.pause(0.5)
 
 
+@pytest.mark.slow
 async def test_detach_attach_steer_detach_reattach_and_the_run_never_stops(tmp_path):
     sdir = tmp_path / "s"
     _, pid, log = start_detached(tmp_path, sdir, steps=100_000)

@@ -26,6 +26,8 @@ from bitnet_model.log.writer import SessionWriter
 from bitnet_model.train.trainer import Trainer
 from bitnet_tui.cli.main import app
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300", "--context", "16",
         "--batch-size", "4", "--eval-every", "20"]

@@ -44,6 +44,7 @@ def test_same_seed_same_losses(tiny):
     assert losses(c) != losses(a)
 
 
+@pytest.mark.slow
 def test_a_short_run_on_the_default_corpus_lowers_held_out_loss(tiny):
     _, ev, end = run_with(tiny(steps=120, lr=3e-3))
     evals = [e for e in ev if isinstance(e, EvalDone)]
@@ -165,6 +166,7 @@ def test_a_crash_in_training_ends_the_run_with_the_error(tiny):
     assert any(isinstance(e, Alert) and e.code == "crash" for e in ev)
 
 
+@pytest.mark.slow
 def test_resume_from_step_40_reproduces_steps_41_to_60_exactly(tiny):
     cfg = tiny(steps=60)
     _, full, _ = run_with(cfg)
