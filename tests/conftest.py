@@ -7,6 +7,10 @@ removed, so a suite started inside tmux draws what it would draw anywhere.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: spinning OpenMP threads slow a shared CPU
+
 import asyncio
 import json
 import subprocess

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bitnet_model.log.events import Alert, CheckpointSaved
 from bitnet_model.safefs import private_dir, remove_stale_tmp
 
 
@@ -68,8 +70,10 @@ class CheckpointStore:
     def _prune(self, keep_also: Path) -> tuple[str, ...]:
         if self.keep <= 0:
             return ()
-        periodic = [p for _, p in list_checkpoints(self.directory) if p not in self.pinned and p != keep_also]
-        doomed = periodic[: max(0, len(periodic) - (self.keep - 1))]
+        # The newest ``keep`` periodic ones stay; the one just saved counts among them unless it is pinned (asked
+        # for, or the final one), so a pinned save never costs a periodic checkpoint.
+        periodic = [p for _, p in list_checkpoints(self.directory) if p not in self.pinned]
+        doomed = [p for p in periodic[: max(0, len(periodic) - self.keep)] if p != keep_also]
         removed = []
         for p in doomed:
             try:
@@ -81,3 +85,32 @@ class CheckpointStore:
             except OSError:
                 continue
         return tuple(removed)
+
+
+def save_with_retry(store: CheckpointStore | None, step: int, *, pinned: bool, emit: Callable[[Any], None],
+                    steering: Any, resume_after: bool = True) -> None:
+    """Save the checkpoint of ``step``; when saving fails (a full disk) say so once, pause, and retry every few
+    seconds until it works, or until a stop arrives (then the run ends without it). The partial file is gone
+    already (:func:`bitnet_model.safefs.atomic_write`)."""
+    if store is None:
+        emit(Alert(step=step, time=time.time(), level="warning", code="checkpoint",
+                   message="this run has no save function; nothing was saved"))
+        return
+    failed = False
+    while True:
+        try:
+            path, removed = store.save(step, pinned=pinned)
+        except Exception as e:
+            if not failed:
+                emit(Alert(step=step, time=time.time(), level="error", code="checkpoint",
+                           message=f"checkpoint failed ({type(e).__name__}: {str(e)[:300]}); training is paused and "
+                                   "the checkpoint is retried every 5 s until it succeeds (stop ends the run)"))
+                steering.pause_by("auto: checkpoint failed")
+                failed = True
+            if steering.take_stop(timeout=5.0):
+                return
+            continue
+        emit(CheckpointSaved(step=step, time=time.time(), path=str(path), pinned=pinned, removed=removed))
+        if failed and resume_after:
+            steering.resume_by("auto: checkpoint saved")
+        return

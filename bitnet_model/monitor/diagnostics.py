@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from bitnet_model.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
 from bitnet_model.log.events import EvalDone, Event, WeightsSnapshot
-from bitnet_model.monitor.evals import evaluate
+from bitnet_model.monitor.evals import eval_mode, evaluate, logits_of
 from bitnet_model.monitor.weights import (
     Quantize,
     WeightWatcher,
@@ -32,6 +33,51 @@ def unigram_stats(counts: torch.Tensor) -> tuple[float, torch.Tensor]:
     floor = 0.5 / float(c.sum())  # an unseen token gets half a count
     q = p.clamp(min=floor)
     return entropy, (q / q.sum()).log().float()  # renormalised: a KL against it is never negative
+
+
+@dataclass(frozen=True)
+class Baselines:
+    vocab: int | None
+    ln_vocab: float | None
+    unigram_entropy: float | None
+    unigram_log: torch.Tensor | None
+    estimated: bool
+    """The unigram distribution was estimated from the held-out batches' targets."""
+
+
+def baselines(model: Any, prompts: torch.Tensor | None, val_batches: Sequence[Any], *, vocab_size: int | None,
+              unigram: torch.Tensor | None, unigram_entropy: float | None) -> Baselines:
+    """ln(vocab) and the unigram entropy a run's loss is read against. The vocabulary is the model's output width
+    (probed with one forward when not given); without token counts, they are estimated from the held-out targets."""
+    vocab = vocab_size or _probe_vocab(model, prompts)
+    estimated = False
+    if unigram is None and unigram_entropy is None and val_batches and vocab:
+        unigram, estimated = target_counts(val_batches, vocab), True
+    unigram_log = None
+    if unigram is not None:
+        h, unigram_log = unigram_stats(unigram)
+        unigram_entropy = unigram_entropy if unigram_entropy is not None else h
+    return Baselines(vocab, math.log(vocab) if vocab else None, unigram_entropy, unigram_log, estimated)
+
+
+def _probe_vocab(model: Any, prompts: torch.Tensor | None) -> int | None:
+    if prompts is None or not prompts.numel():
+        return None
+    m = unwrap(model)
+    with eval_mode(m), torch.no_grad(), torch.random.fork_rng(devices=[]):
+        return int(logits_of(m(prompts[:1, :2])).shape[-1])
+
+
+def target_counts(val_batches: Sequence[Any], vocab: int) -> torch.Tensor | None:
+    """Token counts of the held-out batches' targets (``(x, y)`` tuples or dicts with ``labels``)."""
+    counts = torch.zeros(vocab, dtype=torch.float64)
+    for b in val_batches:
+        y = b.get("labels") if isinstance(b, dict) else b[1] if isinstance(b, (tuple, list)) else None
+        if isinstance(y, torch.Tensor):
+            y = y.flatten().cpu()
+            y = y[(y >= 0) & (y < vocab)]
+            counts += torch.bincount(y, minlength=vocab).double()
+    return counts if counts.sum() > 0 else None
 
 
 class Diagnostics:

@@ -22,7 +22,6 @@ applies commands (:mod:`bitnet_model.monitor.dist`). bitnet-tui's own trainer ru
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,17 +32,16 @@ import torch
 
 from bitnet_model.analysis.detector import DetectorConfig
 from bitnet_model.control import commands as C
-from bitnet_model.log.events import SCHEMA_VERSION, Alert, CheckpointSaved, Event, RunEnded, RunStarted
+from bitnet_model.log.events import Alert, Event, RunEnded, RunStarted
 from bitnet_model.monitor.audit import audit as audit_optimizer
-from bitnet_model.monitor.audit import describe
-from bitnet_model.monitor.checkpoints import CheckpointStore
-from bitnet_model.monitor.diagnostics import Diagnostics, unigram_stats
+from bitnet_model.monitor.checkpoints import CheckpointStore, save_with_retry
+from bitnet_model.monitor.diagnostics import Diagnostics, baselines
 from bitnet_model.monitor.dist import RankFailed, World
 from bitnet_model.monitor.emitter import Emitter
-from bitnet_model.monitor.evals import eval_mode, logits_of, report_prompt_ids
+from bitnet_model.monitor.evals import report_prompt_ids
 from bitnet_model.monitor.lr import LRControl
 from bitnet_model.monitor.readback import Readback
-from bitnet_model.monitor.sinks import TensorBoardMirror, TrackioMirror, open_session, versions
+from bitnet_model.monitor.sinks import build_header, open_session, open_sinks
 from bitnet_model.monitor.steering import Steering
 from bitnet_model.monitor.weights import unwrap
 
@@ -96,15 +94,11 @@ class Monitor:
         if prompts is not None and not isinstance(prompts, torch.Tensor):
             prompts = torch.tensor(prompts, dtype=torch.long)
         prompts = prompts.to(device) if prompts is not None else None
-        vocab = vocab_size or self._probe_vocab(prompts)
-        ln_vocab = math.log(vocab) if vocab else None
-        if unigram is None and unigram_entropy is None and val_batches and vocab:
-            unigram = _target_counts(val_batches, vocab)  # estimated from the held-out sample
+        b = baselines(model, prompts, val_batches, vocab_size=vocab_size, unigram=unigram,
+                      unigram_entropy=unigram_entropy)
+        if b.estimated:
             self.header_extra.setdefault("unigram_source", "held-out sample")
-        unigram_log = None
-        if unigram is not None:
-            h, unigram_log = unigram_stats(unigram)
-            unigram_entropy = unigram_entropy if unigram_entropy is not None else h
+        vocab, ln_vocab, unigram_entropy, unigram_log = b.vocab, b.ln_vocab, b.unigram_entropy, b.unigram_log
         self.vocab_size, self.ln_vocab, self.unigram_entropy = vocab, ln_vocab, unigram_entropy
         self.diagnostics = Diagnostics(
             model, prompts=prompts, gen_tokens=gen_tokens, decode=decode, token_text=token_text,
@@ -113,13 +107,6 @@ class Monitor:
             unigram_log=unigram_log, context=context,
             report_prompts=report_prompt_ids(vocab, device) if report_metric and vocab else None)
         self.device = device
-
-    def _probe_vocab(self, prompts: torch.Tensor | None) -> int | None:
-        if prompts is None or not prompts.numel():
-            return None
-        m = unwrap(self.model)
-        with eval_mode(m), torch.no_grad(), torch.random.fork_rng(devices=[]):
-            return int(logits_of(m(prompts[:1, :2])).shape[-1])
 
     # -- the outside world -------------------------------------------------------------------
     def subscribe(self, fn: Callable[[Event], None]) -> None:
@@ -193,26 +180,8 @@ class Monitor:
         self.readback.restart_clock()
 
     def _open_sinks(self) -> None:
-        from bitnet_model.control.peer import control_path
-        from bitnet_model.log.writer import SessionWriter
-
-        writer = SessionWriter(self.session_path, on_error=lambda e: self.emitter.consumer_failed(writer, e))
-        self.writer = writer
-        self.subscribe(writer)
-        self._closers.append(writer.close)
-        if self.control:
-            from bitnet_model.control.server import ControlServer
-
-            server = ControlServer(self, control_path(self.session_path))
-            self._closers.insert(0, server.close)
-        if self.tensorboard:
-            self._mirror(TensorBoardMirror(self.tensorboard))
-        if self.trackio:
-            self._mirror(TrackioMirror(self.trackio, self.run_name, self.config))
-
-    def _mirror(self, m: Any) -> None:
-        self.subscribe(m)
-        self._closers.append(m.close)
+        self.writer, closers = open_sinks(self)
+        self._closers.extend(closers)
 
     def _audit(self) -> list[dict[str, Any]]:
         if self.optimizer is None or self.audit_args is False:
@@ -221,15 +190,7 @@ class Monitor:
         return audit_optimizer(self.optimizer, self.model, **kw)
 
     def header(self) -> RunStarted:
-        m = unwrap(self.model)
-        extra = {k: v for k, v in self.header_extra.items() if k in ("corpus", "tokenizer")}
-        return RunStarted(
-            step=self.step_count, time=time.time(), schema=SCHEMA_VERSION, run_name=self.run_name,
-            config=self.config, versions=versions(), argv=self.argv, device=str(self.device),
-            params=sum(p.numel() for p in m.parameters()), vocab_size=self.vocab_size, ln_vocab=self.ln_vocab,
-            unigram_entropy=self.unigram_entropy, total_steps=self.total_steps, parent=self.parent,
-            optimizer=describe(self.optimizer, self.model) if self.optimizer is not None else {},
-            audit=tuple(self._audit()), world=self.world.describe(self.device), source=self.source, **extra)
+        return build_header(self, self._audit())
 
     def close(self, reason: str = "finished", error: str = "", *, final_checkpoint: bool = True) -> RunEnded:
         """End the run: a final checkpoint (when a ``save`` was given), ``run_ended``, and every sink closed."""
@@ -316,26 +277,8 @@ class Monitor:
 
     def _checkpoint(self, *, pinned: bool, wait: bool = False) -> None:
         """Save through the run's ``save``; a failure (a full disk) alerts and pauses until a retry succeeds."""
-        if self._store is None:
-            self.emit(Alert(step=self.step_count, time=time.time(), level="warning", code="checkpoint",
-                            message="this run has no save function; nothing was saved"))
-            return
-        while True:
-            try:
-                path, removed = self._store.save(self.step_count, pinned=pinned)
-            except Exception as e:
-                self.emit(Alert(step=self.step_count, time=time.time(), level="error", code="checkpoint",
-                                message=f"checkpoint failed ({type(e).__name__}: {str(e)[:300]}); training is "
-                                        "paused and the checkpoint is retried until it succeeds"))
-                self.steering.pause_by("auto: checkpoint failed")
-                if self.steering.take_stop(timeout=5.0):
-                    return
-                continue
-            self.emit(CheckpointSaved(step=self.step_count, time=time.time(), path=str(path), pinned=pinned,
-                                      removed=removed))
-            if self.steering.paused and not wait:
-                self.steering.resume_by("auto: checkpoint saved")
-            return
+        save_with_retry(self._store, self.step_count, pinned=pinned, emit=self.emit, steering=self.steering,
+                        resume_after=not wait)
 
     # -- resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -345,14 +288,3 @@ class Monitor:
         self.step_count = int(d.get("step", self.step_count))
         self.lr.load_state_dict(d.get("lr", {}))
         self.diagnostics.load_state_dict(d)
-
-
-def _target_counts(val_batches: Sequence[Any], vocab: int) -> torch.Tensor | None:
-    counts = torch.zeros(vocab, dtype=torch.float64)
-    for b in val_batches:
-        y = b.get("labels") if isinstance(b, dict) else b[1] if isinstance(b, (tuple, list)) else None
-        if isinstance(y, torch.Tensor):
-            y = y.flatten().cpu()
-            y = y[(y >= 0) & (y < vocab)]
-            counts += torch.bincount(y, minlength=vocab).double()
-    return counts if counts.sum() > 0 else None

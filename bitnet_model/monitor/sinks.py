@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import os
 import platform
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bitnet_model import __version__
-from bitnet_model.log.events import Alert, EvalDone, Event, StepDone, WeightsSnapshot
+from bitnet_model.log.events import SCHEMA_VERSION, Alert, EvalDone, Event, RunStarted, StepDone, WeightsSnapshot
 from bitnet_model.log.paths import new_session_path, sessions_dir
 
 
@@ -39,6 +40,45 @@ def open_session(session_path: str | os.PathLike[str] | None, sessions: str | os
 def _slug(name: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_.+" else "-" for c in name)[:80].strip("-.")
     return keep or "run"
+
+
+def open_sinks(mon: Any) -> tuple[Any, list[Any]]:
+    """Rank 0's sinks for a started Monitor: the session writer, the control server, mirrors. Returns the writer
+    and the close functions, in the order to call them (the socket first, the log last but for mirrors)."""
+    from bitnet_model.control.peer import control_path
+    from bitnet_model.log.writer import SessionWriter
+
+    writer = SessionWriter(mon.session_path, on_error=lambda e: mon.emitter.consumer_failed(writer, e))
+    mon.subscribe(writer)
+    closers: list[Any] = [writer.close]
+    if mon.control:
+        from bitnet_model.control.server import ControlServer
+
+        closers.insert(0, ControlServer(mon, control_path(mon.session_path)).close)
+    mirrors = []
+    if mon.tensorboard:
+        mirrors.append(TensorBoardMirror(mon.tensorboard))
+    if mon.trackio:
+        mirrors.append(TrackioMirror(mon.trackio, mon.run_name, mon.config))
+    for m in mirrors:
+        mon.subscribe(m)
+        closers.append(m.close)
+    return writer, closers
+
+
+def build_header(mon: Any, audit: list[dict[str, Any]]) -> RunStarted:
+    """The ``run_started`` event of a Monitor's run."""
+    from bitnet_model.monitor.audit import describe
+    from bitnet_model.monitor.weights import unwrap
+
+    extra = {k: v for k, v in mon.header_extra.items() if k in ("corpus", "tokenizer")}
+    return RunStarted(
+        step=mon.step_count, time=time.time(), schema=SCHEMA_VERSION, run_name=mon.run_name, config=mon.config,
+        versions=versions(), argv=mon.argv, device=str(mon.device),
+        params=sum(p.numel() for p in unwrap(mon.model).parameters()), vocab_size=mon.vocab_size,
+        ln_vocab=mon.ln_vocab, unigram_entropy=mon.unigram_entropy, total_steps=mon.total_steps, parent=mon.parent,
+        optimizer=describe(mon.optimizer, mon.model) if mon.optimizer is not None else {}, audit=tuple(audit),
+        world=mon.world.describe(mon.device), source=mon.source, **extra)
 
 
 class TensorBoardMirror:

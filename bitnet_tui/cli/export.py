@@ -60,11 +60,13 @@ def export_csv(events: list[Any], out: Path) -> list[Path]:
 
 
 def export_tensorboard(events: list[Any], out: Path) -> list[Path]:
+    from bitnet_model.monitor.sinks import TensorBoardMirror
+
     try:
-        from bitnet_model.monitor.sinks import TensorBoardMirror
+        mirror = TensorBoardMirror(out)
     except ImportError as e:
-        raise UserError(f"TensorBoard export needs the tensorboard package ({e}); pip install tensorboard") from None
-    mirror = TensorBoardMirror(out)
+        raise UserError(f"TensorBoard export needs the tensorboard package ({e}); "
+                        "pip install 'bitnet-tui[tensorboard]'") from None
     try:
         for e in events:
             mirror(e)

@@ -1,0 +1,49 @@
+"""What both trainer callbacks need: held-out batches on the model's device, and configs the log can hold."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """``obj`` with every tensor in it (in tuples, lists and dicts, as batches come) moved to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, Mapping):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+def plain(v: Any, depth: int = 0) -> Any:
+    """A JSON-safe copy of a trainer's settings: numbers, strings, booleans, lists and dicts of them; anything
+    else (an enum, a dtype, a path, a non-finite float) as its text."""
+    if depth > 8:
+        return str(v)[:200]
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, Mapping):
+        return {str(k): plain(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x, depth + 1) for x in v]
+    return str(v)[:200]
+
+
+def merged(base: dict[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, dicts merged key by key (the user's config wins)."""
+    out = dict(base)
+    for k, v in (override or {}).items():
+        out[k] = merged(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, Mapping) else v
+    return out
+
+
+def first_lr(optimizer: Any) -> float | None:
+    groups = getattr(optimizer, "param_groups", None) or []
+    return float(groups[0]["lr"]) if groups and "lr" in groups[0] else None
