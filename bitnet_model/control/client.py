@@ -16,6 +16,11 @@ from bitnet_model.log.text import shown_path
 def request(path: str | os.PathLike[str], req: dict[str, Any], *, timeout: float = 5.0) -> dict[str, Any]:
     """Send one request to a control socket and return its reply. Raises :class:`ControlError`."""
     p = Path(path)
+    try:
+        line = (json.dumps(req, allow_nan=False) + "\n").encode()
+    except (ValueError, TypeError):  # e.g. ctl set-lr 1e400: infinity is not JSON, nor a value a run takes
+        raise ControlError(errno.EINVAL, f"cannot send {str(req.get('cmd'))[:40]}: every value must be a finite "
+                                         "number or text") from None
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -34,7 +39,7 @@ def request(path: str | os.PathLike[str], req: dict[str, Any], *, timeout: float
         if uid is not None and uid != os.geteuid():
             raise ControlError(errno.EPERM, f"{shown_path(p)} is served by another user's process; not talking to it")
         try:
-            s.sendall((json.dumps(req, allow_nan=False) + "\n").encode())
+            s.sendall(line)
         except (BrokenPipeError, ConnectionResetError):
             pass  # a refusing server answers and hangs up at once: read its answer
         buf = b""

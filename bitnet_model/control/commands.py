@@ -47,7 +47,10 @@ def check_factor(value: Any) -> float:
     """An LR scale factor: positive and finite (the LR it gives is checked with :func:`check_lr`)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError("factor must be a number")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ConfigError("factor must be a positive finite number") from None
     if not math.isfinite(v) or v <= 0:
         raise ConfigError("factor must be a positive finite number")
     return v

@@ -19,7 +19,7 @@ from typing import Any
 
 from bitnet_model.control.peer import ControlError, check_directory, is_live, peer_uid, socket_address
 from bitnet_model.control.protocol import MAX_REQUEST_BYTES, parse_request, refuse_constant
-from bitnet_model.log.text import shown_path
+from bitnet_model.log.text import safe_text, shown_path
 
 MAX_CLIENTS = 8
 """Connections served at once; more are refused."""
@@ -158,8 +158,8 @@ class ControlServer:
             return {"ok": False, "error": "a request must be one JSON object on one line"}
         try:
             cmd = parse_request(obj)
-        except ValueError as e:
-            return {"ok": False, "error": str(e)}
+        except (ValueError, TypeError, OverflowError) as e:  # e.g. a 400-digit factor overflows float()
+            return {"ok": False, "error": safe_text(e, newlines=False, limit=300)}
         if cmd is not None:
             self.run.send(cmd)
             return {"ok": True}

@@ -20,7 +20,13 @@ import torch
 from tokenizers import Tokenizer
 
 from bitnet_model.data.corpus import EOT, DataError, default_corpus, user_corpus
-from bitnet_model.data.tokenizer import cached_tokenizer, load_tokenizer_file, resolve_cache_dir, sha_file
+from bitnet_model.data.tokenizer import (
+    cached_tokenizer,
+    load_tokenizer_file,
+    resolve_cache_dir,
+    sha_file,
+    tokenizer_cache,
+)
 
 
 def unigram_entropy(stream: np.ndarray | torch.Tensor, vocab_size: int) -> float:
@@ -299,10 +305,13 @@ def _cache_key(dcfg: Any, vocab_size: int) -> tuple:
 
 def _load(dcfg: Any, vocab_size: int) -> Data:
     context = 0
+    if dcfg.tokenizer:  # a tokenizer file that will not do, or a cache that cannot be written: said before the corpus
+        tok, tok_path = load_tokenizer_file(dcfg.tokenizer)
+    else:
+        tokenizer_cache(resolve_cache_dir(dcfg.cache_dir))
     corpus = user_corpus(dcfg.data) if dcfg.data else default_corpus()
     train_docs, val_docs, closed = _split_docs(corpus.docs, dcfg.val_fraction)
     if dcfg.tokenizer:
-        tok, tok_path = load_tokenizer_file(dcfg.tokenizer)
         kind, cached = "file", None
     else:
         if vocab_size < 257:

@@ -36,7 +36,19 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Tokenizer:
 
 
 def sha_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(read_regular(path, MAX_TOKENIZER_BYTES)).hexdigest()
+
+
+def tokenizer_cache(cache_dir: Path) -> Path:
+    """The cache's ``tokenizers`` folder, created if need be: checked before any heavy work (building the corpus,
+    training), so a cache that cannot be a folder (``$BITNET_TUI_CACHE`` naming a file) is one sentence at once."""
+    d = cache_dir / "tokenizers"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot use the tokenizer cache {d}: {e.strerror or e} (set $BITNET_TUI_CACHE to a folder "
+                        "you can write)") from None
+    return d
 
 
 MAX_TOKENIZER_BYTES = 256 << 20
@@ -74,6 +86,9 @@ def cached_tokenizer(corpus_sha: str, train_texts: list[str], vocab_size: int, v
             return Tokenizer.from_file(str(path)), path, False
         except Exception:  # noqa: BLE001 - a damaged cache entry is retrained and replaced
             path.unlink(missing_ok=True)
+    if not os.access(tokenizer_cache(cache_dir), os.W_OK | os.X_OK):  # say so before training, not after
+        raise DataError(f"cannot write the tokenizer cache in {cache_dir}: permission denied (set $BITNET_TUI_CACHE "
+                        "to a folder you can write)")
     tok = train_tokenizer(train_texts, vocab_size)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

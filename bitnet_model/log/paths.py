@@ -59,11 +59,23 @@ def checkpoint_dir(log_path: str | os.PathLike[str]) -> Path:
 
 
 def list_sessions(directory: str | os.PathLike[str]) -> list[Path]:
-    """The ``*.jsonl`` files of a sessions directory, by name (names start with the start time)."""
+    """The ``*.jsonl`` files of a sessions directory, by name (names start with the start time). A directory that
+    cannot be read is a :class:`SessionError`."""
     d = Path(directory)
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+    try:
+        if not d.is_dir():
+            return []
+        names = os.listdir(d)
+    except OSError as e:
+        raise SessionError(f"{shown_path(d)} cannot be read ({e.strerror or e})") from None
+    return sorted(d / n for n in names if n.endswith(SUFFIX) and not n.startswith("."))
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError as e:  # a directory on the way that cannot be searched
+        raise SessionError(f"{shown_path(p)} cannot be read ({e.strerror or e})") from None
 
 
 def resolve_session(arg: str, directory: str | os.PathLike[str]) -> Path:
@@ -80,11 +92,11 @@ def resolve_session(arg: str, directory: str | os.PathLike[str]) -> Path:
             raise SessionError(f"there are no sessions in {shown_path(d)}")
         return max(found, key=lambda p: (_mtime(p), p.name))
     p = Path(arg).expanduser()
-    if p.exists():
+    if _exists(p):
         return p
     if os.sep not in arg and (os.altsep is None or os.altsep not in arg):
         for cand in (d / arg, d / (arg + SUFFIX)):
-            if cand.exists():
+            if _exists(cand):
                 return cand
         matches = [c for c in list_sessions(d) if c.name.startswith(arg)]
         if len(matches) == 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -202,11 +203,13 @@ def writer_lock_held(path: str | os.PathLike[str]) -> bool | None:
     """True if a live :class:`SessionWriter` holds the log, False if none does, None if it cannot tell."""
     if fcntl is None:
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY)
+    try:  # never blocks: the name may now be a FIFO (read_session opened the file before, by the same name)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError as e:
         return True if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None

@@ -45,12 +45,10 @@ class CheckpointStore:
         """Periodic checkpoints kept (0: all)."""
         self.suffix = suffix
         self.pinned: set[Path] = set()
-        self._ready = False
 
     def prepare(self) -> list[Path]:
         """Create (or check) the directory and remove a killed run's temporary files; returns those removed."""
         private_dir(self.directory)
-        self._ready = True
         return remove_stale_tmp(self.directory)
 
     def path_for(self, step: int) -> Path:
@@ -59,8 +57,7 @@ class CheckpointStore:
     def save(self, step: int, *, pinned: bool = False) -> tuple[Path, tuple[str, ...]]:
         """Save the checkpoint of ``step``; returns its path and the periodic checkpoints pruned. Raises whatever
         ``save`` raises (the caller alerts and pauses)."""
-        if not self._ready:
-            self.prepare()
+        private_dir(self.directory)  # (re)made if someone deleted it under the run; refused if not ours
         path = self.path_for(step)
         self._save(path)
         if pinned:
@@ -87,6 +84,13 @@ class CheckpointStore:
         return tuple(removed)
 
 
+def _free(store: CheckpointStore) -> str:
+    try:
+        return f"; {shutil.disk_usage(store.directory.parent).free / 2**20:,.0f} MiB free on that disk"
+    except OSError:
+        return ""
+
+
 def save_with_retry(store: CheckpointStore | None, step: int, *, pinned: bool, emit: Callable[[Any], None],
                     steering: Any, resume_after: bool = True) -> None:
     """Save the checkpoint of ``step``; when saving fails (a full disk) say so once, pause, and retry every few
@@ -103,10 +107,11 @@ def save_with_retry(store: CheckpointStore | None, step: int, *, pinned: bool, e
         except Exception as e:
             if not failed:
                 emit(Alert(step=step, time=time.time(), level="error", code="checkpoint",
-                           message=f"checkpoint failed ({type(e).__name__}: {str(e)[:300]}); training is paused and "
-                                   "the checkpoint is retried every 5 s until it succeeds (stop ends the run)"))
-                steering.pause_by("auto: checkpoint failed")
+                           message=f"checkpoint failed ({type(e).__name__}: {str(e)[:300]}{_free(store)}); training "
+                                   "is paused and the checkpoint is retried every 5 s until it succeeds (stop ends "
+                                   "the run)"))
                 failed = True
+            steering.pause_by("auto: checkpoint failed")  # again, if someone resumed meanwhile
             if steering.take_stop(timeout=5.0):
                 return
             continue

@@ -22,7 +22,7 @@ from bitnet_model.log.reader import read_session
 from bitnet_model.log.text import fmt_num
 from bitnet_model.log.writer import writer_lock_held
 from bitnet_model.monitor.checkpoints import list_checkpoints
-from bitnet_model.safefs import remove_stale_tmp
+from bitnet_model.safefs import check_writable_dir, remove_stale_tmp
 from bitnet_model.train.config import RunConfig, TrainConfig, build_config
 
 
@@ -104,7 +104,9 @@ def plan_run(knobs: dict[str, Any], *, sessions: str | None = None, resume: str 
     if resume and fork:
         raise ConfigError("--resume and --from cannot be used together")
     if not (resume or fork):
-        return RunPlan(cfg=build_config(base, knobs), sessions=sdir)
+        cfg = build_config(base, knobs)
+        check_writable_dir(sdir, "sessions directory")  # before any data or model is loaded
+        return RunPlan(cfg=cfg, sessions=sdir)
     name, step = _split_spec(fork) if fork else (resume, None)
     if resume and "@" in resume:
         raise ConfigError("--resume takes a session, not SESSION@STEP; use --from to fork at a step")

@@ -2,21 +2,30 @@
 
 ``torch.load(..., weights_only=True)`` refuses any pickle that would build an
 object other than tensors, dicts, lists, tuples, strings and numbers, so a
-malicious checkpoint cannot run code; it is refused with a clear error.
+malicious checkpoint cannot run code; it is refused with a clear error. Only a
+regular file is opened (a FIFO or a device never blocks the load), and the
+fields a run reads back (step, config, the Monitor's state) are checked here, so
+a checkpoint that loads but holds the wrong things is refused like a corrupt one.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bitnet_model.errors import UserError
+from bitnet_model.analysis.detector import CollapseDetector
+from bitnet_model.control.commands import check_lr
+from bitnet_model.errors import ConfigError, UserError
+from bitnet_model.log.errors import SessionError
+from bitnet_model.log.reader import open_regular
 from bitnet_model.safefs import atomic_write
-from bitnet_model.train.config import MAX_STEPS
+from bitnet_model.train.config import MAX_STEPS, RunConfig
 
 FORMAT = "bitnet-tui-checkpoint"
 VERSION = 2
@@ -42,7 +51,12 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory")
     try:
-        ck = torch.load(path, map_location=map_location, weights_only=True)
+        f = open_regular(path)  # a FIFO or a device is refused here instead of blocking the load
+    except SessionError as e:
+        raise CheckpointError(f"checkpoint {e}") from None
+    try:
+        with f:
+            ck = torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path} was refused: it holds objects other than tensors and plain data "
                               f"({str(e).splitlines()[0][:160]})") from None
@@ -59,4 +73,60 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     for key, kind in (("config", dict), ("model", dict), ("optimizer", dict)):
         if not isinstance(ck.get(key), kind):
             raise CheckpointError(f"{path} has no usable {key}")
+    try:
+        RunConfig.from_dict(ck["config"])
+    except (ConfigError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has an unusable config ({str(e)[:160]})") from None
+    why = _monitor_problem(ck.get("monitor", {}))
+    if why:
+        raise CheckpointError(f"{path} has an unusable monitor state ({why})")
     return ck
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_KINDS = {"str": lambda v: isinstance(v, str), "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "bool": lambda v: isinstance(v, bool), "float": _is_number,
+          "list[float]": lambda v: isinstance(v, list) and all(_is_number(x) for x in v)}
+_DETECTOR = {f.name: str(f.type) for f in fields(CollapseDetector) if f.name != "cfg"}
+"""The detector's saved fields and their declared types ("int | None", ...), checked before it loads them."""
+
+
+def _monitor_problem(m: Any) -> str:
+    """What is wrong with a checkpoint's Monitor state (what Monitor.load_state_dict reads), or ""."""
+    if not isinstance(m, dict):
+        return "not a mapping"
+    step = m.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEPS:
+        return f"step {str(step)[:40]!r}"
+    lr = m.get("lr", {})
+    if not isinstance(lr, dict) or not isinstance(lr.get("rules", []), list):
+        return "LR rules"
+    for rule in lr.get("rules", []):
+        if not (isinstance(rule, (list, tuple)) and len(rule) == 2 and _is_number(rule[0])
+                and (rule[1] is None or _is_number(rule[1]) and math.isfinite(rule[1]) and rule[1] >= 0)):
+            return f"LR rule {str(rule)[:40]!r}"
+        try:
+            check_lr(rule[0])
+        except ConfigError as e:
+            return str(e)
+    sched = lr.get("scheduled")
+    if sched is not None and not (_is_number(sched) and math.isfinite(sched) and sched >= 0):
+        return f"scheduled LR {str(sched)[:40]!r}"
+    det = m.get("detector", {})
+    if not isinstance(det, dict):
+        return "detector state"
+    for name, value in det.items():
+        kind = _DETECTOR.get(name)
+        if kind is None:
+            continue  # ignored when loaded
+        options = kind.split(" | ")
+        if not ((value is None and "None" in options) or any(_KINDS.get(o, lambda v: True)(value) for o in options
+                                                              if o != "None")):
+            return f"detector {name} {str(value)[:40]!r}"
+    watcher = m.get("watcher", {})
+    if not isinstance(watcher, dict) or not all(isinstance(v, torch.Tensor) for v in watcher.values()):
+        return "weight snapshot state"
+    return ""

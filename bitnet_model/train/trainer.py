@@ -67,12 +67,12 @@ class Trainer:
         from bitnet_model.data.dataset import load_data
 
         cfg, t = self.cfg, self.cfg.train
+        check_memory(cfg, self.device)  # before the data: a model that cannot fit is one line, at once
         torch.manual_seed(t.seed)
         self.data = load_data(cfg.data, cfg.model.vocab_size, cfg.model.context, t.seed)
         if self.data.vocab_size > cfg.model.vocab_size:
             raise ConfigError(f"the tokenizer has {self.data.vocab_size} tokens but vocab_size is "
                               f"{cfg.model.vocab_size}; raise --vocab-size")
-        check_memory(cfg, self.device)
         self.model = BitNetLM(cfg.model).to(self.device)
         if t.compile:
             self.model.compile()  # in place: state_dict keys and the model's methods stay as they are

@@ -21,7 +21,7 @@ from bitnet_model.log.errors import SessionError
 from bitnet_model.log.events import Event, RunStarted
 from bitnet_model.log.follow import Follower
 from bitnet_model.log.paths import SUFFIX, list_sessions
-from bitnet_model.log.reader import read_session
+from bitnet_model.log.reader import open_regular, read_session
 from bitnet_model.log.text import fmt_duration
 from bitnet_tui.dashboard.feed import Feed
 from bitnet_tui.dashboard.player import Player
@@ -248,9 +248,9 @@ class WatchSource(Source):
         while time.monotonic() < deadline and not self.cancelled:
             for cand in reversed(list_sessions(self.path.parent)):
                 try:
-                    with open(cand, "rb") as f:
+                    with open_regular(cand) as f:
                         first = f.readline(1 << 20)
-                except OSError:
+                except (OSError, SessionError):
                     continue
                 if str(self.path) in first.decode("utf-8", "replace") and b'"parent"' in first:
                     return cand

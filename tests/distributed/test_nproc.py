@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,17 @@ from bitnet_model.log.reader import read_session
 from tests.conftest import ROOT, cli, tiny_args, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    """A launcher in its own process group, so a failed test can take its workers down with it."""
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
 
 
 def steps_in(log: Path) -> int:
@@ -50,14 +63,13 @@ def check_one_voice(log: Path, lr: float) -> list[StepDone]:
 def test_nproc_2_one_log_one_voice_and_resume_on_one_process(tmp_path):
     sdir = tmp_path / "s"
     args = [*tiny_args(steps=100_000, eval_every=50, schedule="constant", warmup=0), "--checkpoint-every", "10"]
-    proc = subprocess.Popen([sys.executable, "-m", "bitnet_tui", "run", "--nproc", "2", "--headless", *args,
-                             "--sessions-dir", str(sdir)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = start([sys.executable, "-m", "bitnet_tui", "run", "--nproc", "2", "--headless", *args, "--sessions-dir",
+                  str(sdir)])
     try:
         log = steer_mid_run(sdir, proc, "1e-3")
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_group(proc)
     assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
     assert len(list_sessions(sdir)) == 1
     later = check_one_voice(log, 1e-3)
@@ -76,14 +88,13 @@ def test_nproc_2_one_log_one_voice_and_resume_on_one_process(tmp_path):
 def test_a_users_ddp_loop_under_monitor(tmp_path):
     sdir = tmp_path / "s"
     script = Path(__file__).with_name("ddp_user_loop.py")
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                             str(script), str(sdir)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+                  str(sdir)])
     try:
         log = steer_mid_run(sdir, proc, "2e-3")
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_group(proc)
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
     assert len(list_sessions(sdir)) == 1  # rank 1 wrote nothing
@@ -94,13 +105,9 @@ def test_a_users_ddp_loop_under_monitor(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_a_rank_that_dies_ends_the_run_with_a_reason_on_rank_0(tmp_path):
-    import os
-    import signal
-
     sdir = tmp_path / "s"
-    proc = subprocess.Popen([sys.executable, "-m", "bitnet_tui", "run", "--nproc", "2", "--headless",
-                             *tiny_args(steps=100_000, eval_every=50), "--sessions-dir", str(sdir)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = start([sys.executable, "-m", "bitnet_tui", "run", "--nproc", "2", "--headless",
+                  *tiny_args(steps=100_000, eval_every=50), "--sessions-dir", str(sdir)])
     try:
         log = wait_until(lambda: next(iter(list_sessions(sdir)), None), 120, "the job's log")
         wait_until(lambda: steps_in(log) >= 5, 120, "five steps")
@@ -113,8 +120,7 @@ def test_a_rank_that_dies_ends_the_run_with_a_reason_on_rank_0(tmp_path):
         os.kill(victim, signal.SIGKILL)
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_group(proc)
     assert proc.returncode == 1, out.decode(errors="replace")[-2000:]
     end = read_session(log).end
     assert end is not None and end.reason == "rank_failed" and "stopped responding" in end.error, end
