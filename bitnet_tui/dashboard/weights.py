@@ -110,9 +110,11 @@ def summary(feed: Feed) -> Text:
         t.append(f"  scale {fmt_num(float(f'{now:.3g}'))}")
         if peak > 0 and now < 0.8 * peak:
             t.append(f" (÷{peak / now:.1f} from its peak @{peak_step})", style="bold yellow")
+    sep = "\n"  # the gains on a line of their own: a figure is never split from its label
     for label, s in (("norm |g|", feed.norm_gain), ("embed rms", feed.embed_norm)):
         if s.last_y is not None:
-            t.append(f"  {label} {fmt_num(float(f'{s.last_y:.3g}'))}")
+            t.append(f"{sep}{label} {fmt_num(float(f'{s.last_y:.3g}'))}")
+            sep = "  "
             spark = sparkline(s)
             if spark:
                 t.append(f" {spark}", style="cyan")
