@@ -21,6 +21,20 @@ def request(path: str | os.PathLike[str], req: dict[str, Any], *, timeout: float
     except (ValueError, TypeError):  # e.g. ctl set-lr 1e400: infinity is not JSON, nor a value a run takes
         raise ControlError(errno.EINVAL, f"cannot send {str(req.get('cmd'))[:40]}: every value must be a finite "
                                          "number or text") from None
+    buf = exchange(p, line, timeout=timeout)
+    try:
+        reply = json.loads(buf.split(b"\n", 1)[0].decode("utf-8"))
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        raise ControlError(errno.EPROTO, f"{shown_path(p)} gave a reply that is not from a bitnet-tui run")
+    return reply
+
+
+def exchange(path: str | os.PathLike[str], line: bytes, *, timeout: float = 5.0) -> bytes:
+    """Send ``line`` as it is (no checks on its content) and return what the server answers, up to its first
+    newline (64 KiB at most). Only a socket served by this user's processes is spoken to."""
+    p = Path(path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -58,11 +72,5 @@ def request(path: str | os.PathLike[str], req: dict[str, Any], *, timeout: float
         raise ControlError(e.errno, f"control socket {shown_path(p)} failed ({e.strerror or e})") from None
     finally:
         s.close()
-    try:
-        reply = json.loads(buf.split(b"\n", 1)[0].decode("utf-8"))
-    except ValueError:
-        reply = None
-    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-        raise ControlError(errno.EPROTO, f"{shown_path(p)} gave a reply that is not from a bitnet-tui run")
-    return reply
+    return buf
 

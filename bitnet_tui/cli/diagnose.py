@@ -14,13 +14,13 @@ from bitnet_model.analysis.diagnose import Diagnosis, diagnose
 from bitnet_model.analysis.fold import RunFold
 from bitnet_model.analysis.summary import summarize
 from bitnet_model.errors import UserError
-from bitnet_model.log.paths import checkpoint_dir, resolve_session, sessions_dir
+from bitnet_model.log.paths import checkpoint_dir
 from bitnet_model.log.reader import read_session
 from bitnet_model.log.text import printable
 from bitnet_model.monitor.checkpoints import list_checkpoints
 from bitnet_tui.cli.app import command
 from bitnet_tui.cli.errors import fail, warn
-from bitnet_tui.cli.options import JsonOption, SessionsDirOption
+from bitnet_tui.cli.options import JsonOption, SessionsDirOption, resolve_sessions
 from bitnet_tui.cli.render import cell, console, emit_json, short_name
 
 
@@ -102,14 +102,4 @@ def diagnose_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """What went wrong and why: the disease, when it began, the figures, ranked causes and a command to try."""
-    d = sessions_dir(sessions_dir_opt)
-    paths = []
-    for arg in session:
-        if len(session) == 1:
-            paths.append(resolve_session(arg, d))
-            continue
-        try:
-            paths.append(resolve_session(arg, d))
-        except UserError as e:
-            warn(e)
-    print_diagnoses(paths, as_json)
+    print_diagnoses(resolve_sessions(session, sessions_dir_opt), as_json)

@@ -16,13 +16,12 @@ from rich.text import Text
 
 from bitnet_model.analysis.compare import compare
 from bitnet_model.analysis.summary import Summary, read_summary
-from bitnet_model.errors import UserError
 from bitnet_model.log.errors import SessionError
 from bitnet_model.log.paths import list_sessions, resolve_session, sessions_dir
 from bitnet_model.log.text import fmt_value, printable
 from bitnet_tui.cli.app import command
 from bitnet_tui.cli.errors import fail, warn
-from bitnet_tui.cli.options import JsonOption, SessionArg, SessionsDirOption
+from bitnet_tui.cli.options import JsonOption, SessionArg, SessionsDirOption, resolve_sessions
 from bitnet_tui.cli.render import (
     STATUS_STYLE,
     at,
@@ -198,15 +197,9 @@ def compare_cmd(
                                        "overlaid (a dashboard on a terminal, text on a pipe).")] = False,
 ) -> None:
     """Side by side: what differs between the runs, and what their decoding did (the report's Phase 4 table)."""
-    d = sessions_dir(sessions_dir_opt)
-    if len(session) == 1:  # one session: its error is the command's
-        read_summary(resolve_session(session[0], d))
-    paths: list[Path] = []
-    for arg in session:
-        try:
-            paths.append(resolve_session(arg, d))
-        except UserError as e:
-            warn(e)
+    paths = resolve_sessions(session, sessions_dir_opt)
+    if len(paths) == 1:  # one session: its error is the command's
+        read_summary(paths[0])
     good, bad = load(paths)
     for _, reason in bad:
         warn(reason)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from bitnet_model.analysis.detector import DetectorConfig
+from bitnet_model.errors import UserError
 from bitnet_model.knobs import Knob, flag_of, knob_fields
+from bitnet_model.log.paths import resolve_session, sessions_dir
 from bitnet_model.train.config import SECTIONS
 
 SessionArg = Annotated[
@@ -35,6 +38,25 @@ SessionsDirOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def resolve_sessions(args: list[str] | tuple[str, ...], sessions_dir_opt: str | None) -> list[Path]:
+    """Each argument as a session path. With one argument its error is the command's; with several, one that
+    cannot be found is a warning and the rest go on."""
+    from bitnet_tui.cli.errors import warn
+
+    d = sessions_dir(sessions_dir_opt)
+    if len(args) == 1:
+        return [resolve_session(args[0], d)]
+    paths: list[Path] = []
+    for arg in args:
+        try:
+            paths.append(resolve_session(arg, d))
+        except UserError as e:
+            warn(e)
+    return paths
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 PANELS = {"model": "Model", "train": "Training", "diag": "Diagnostics", "data": "Data", "detector": "Detector"}

@@ -18,11 +18,10 @@ from typing import Annotated, Any
 import typer
 
 from bitnet_model.errors import UserError
-from bitnet_model.log.paths import resolve_session, sessions_dir
 from bitnet_model.log.text import printable
 from bitnet_tui.cli.app import command
 from bitnet_tui.cli.errors import warn
-from bitnet_tui.cli.options import SessionsDirOption
+from bitnet_tui.cli.options import SessionsDirOption, resolve_sessions
 
 FORMATS = (".png", ".svg", ".pdf")
 MPL_COLORS = {"blue": "tab:blue", "red": "tab:red", "green": "tab:green", "magenta": "tab:purple",
@@ -33,14 +32,7 @@ MPL_COLORS = {"blue": "tab:blue", "red": "tab:red", "green": "tab:green", "magen
 def _runs(sessions: Sequence[str], sessions_dir_opt: str | None) -> list[Any]:
     from bitnet_tui.dashboard.runs import load_runs
 
-    d = sessions_dir(sessions_dir_opt)
-    paths = []
-    for arg in sessions:
-        try:
-            paths.append(resolve_session(arg, d))
-        except UserError as e:
-            warn(e)
-    runs, warnings = load_runs(paths)
+    runs, warnings = load_runs(resolve_sessions(sessions, sessions_dir_opt))
     for w in warnings:
         warn(w)
     if not runs:

@@ -47,16 +47,22 @@ def parent_of(feed: Feed) -> tuple[Feed, int] | None:
     return (hist, parent[2]) if hist is not None and parent is not None else None
 
 
+def parent_line(feed: Feed, ax: Axes, pick: Callable[[Feed], Series], smooth: float = 0.0) -> None:
+    """The parent run's ``pick`` series up to the fork, dimmed (``smooth``: its EMA weight, 0 for raw)."""
+    par = parent_of(feed)
+    if par is not None:
+        hist, step = par
+        series = pick(hist)
+        draw_history(ax, series.x, ema(series, smooth), step, f"parent ≤{step}")
+
+
 def draw_loss(feed: Feed, ax: Axes, view: View) -> str | None:
     if not feed.train_loss.x and not feed.val_loss.x:
         return "loss: no steps yet"
     ax.hline(feed.ln_vocab, "gray", f"ln V {fmt_value(feed.ln_vocab)}" if feed.ln_vocab else "")
     ent = feed.unigram_entropy
     ax.hline(ent, "orange", f"unigram {fmt_value(ent)}" if ent else "")
-    par = parent_of(feed)
-    if par is not None:
-        hist, step = par
-        draw_history(ax, hist.train_loss.x, ema(hist.train_loss, view.ema), step, f"parent ≤{step}")
+    parent_line(feed, ax, lambda f: f.train_loss, view.ema)
     smoothed(ax, feed.train_loss, view.ema, "blue", "train")
     if feed.val_loss.x:
         ax.line(feed.val_loss.x, feed.val_loss.mean, "magenta", "held-out", marker="dot")
@@ -107,10 +113,7 @@ def draw_lr(feed: Feed, ax: Axes, view: View) -> str | None:
     s = feed.lr_series
     if not s.x:
         return "learning rate: no steps yet"
-    par = parent_of(feed)
-    if par is not None:
-        hist, step = par
-        draw_history(ax, hist.lr_series.x, hist.lr_series.mean, step, f"parent ≤{step}")
+    parent_line(feed, ax, lambda f: f.lr_series)
     ax.line(s.x, s.mean, "blue", f"lr {num(s.last_y)}" if s.last_y is not None else "lr")
     w = feed.wd_series
     if w.x and max(w.hi) > 0:
@@ -131,10 +134,7 @@ def draw_grad(feed: Feed, ax: Axes, view: View) -> str | None:
     s = feed.grad_norm_series
     if not s.x:
         return "grad norm: not logged yet"
-    par = parent_of(feed)
-    if par is not None:
-        hist, step = par
-        draw_history(ax, hist.grad_norm_series.x, ema(hist.grad_norm_series, view.ema), step, f"parent ≤{step}")
+    parent_line(feed, ax, lambda f: f.grad_norm_series, view.ema)
     smoothed(ax, s, view.ema, "blue", "grad norm")
     train = feed.config.get("train")
     clip = train.get("grad_clip") if isinstance(train, dict) else None

@@ -29,6 +29,7 @@ from bitnet_model.log.reader import read_session
 from bitnet_model.log.writer import SessionWriter
 from bitnet_tui.cli.main import app
 from tests.conftest import wait_until
+from tests.control.helpers import RecordingRun, reply_to
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300", "--context", "16",
@@ -36,19 +37,9 @@ TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300"
 runner = CliRunner()
 
 
-class FakeTrainer:
-    run_name, step_count, paused = "fake", 7, False
-
-    def __init__(self):
-        self.sent = []
-
-    def send(self, cmd):
-        self.sent.append(cmd)
-
-
 @pytest.fixture
 def served(tmp_path):
-    tr = FakeTrainer()
+    tr = RecordingRun("fake", 7)
     server = ControlServer(tr, tmp_path / "run.sock")
     yield tr, server
     server.close()
@@ -91,23 +82,6 @@ def test_bad_requests_are_refused(req):
 
 # --------------------------------------------------------------------------- the server
 
-def raw_exchange(path: Path, payload: bytes) -> dict:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.connect(str(path))
-        try:
-            s.sendall(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # a refused peer is answered and dropped at once; the answer is still there to read
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf.split(b"\n")[0])
-
-
 def test_server_queues_commands_and_answers(served):
     tr, server = served
     assert stat.S_IMODE(os.stat(server.path).st_mode) == 0o600
@@ -116,10 +90,10 @@ def test_server_queues_commands_and_answers(served):
     assert request(server.path, {"cmd": "ping"}) == {"ok": True, "run": "fake", "step": 7, "paused": False}
     bad = request(server.path, {"cmd": "explode"})
     assert bad["ok"] is False and "unknown cmd" in bad["error"]
-    assert raw_exchange(server.path, b"{not json\n")["ok"] is False
-    assert raw_exchange(server.path, b'{"cmd": "set_lr", "value": NaN}\n')["ok"] is False
-    assert raw_exchange(server.path, b"[" * 3000 + b"\n")["ok"] is False
-    assert raw_exchange(server.path, b"x" * 10000)["error"] == "request too long"
+    assert reply_to(server.path, b"{not json\n")["ok"] is False
+    assert reply_to(server.path, b'{"cmd": "set_lr", "value": NaN}\n')["ok"] is False
+    assert reply_to(server.path, b"[" * 3000 + b"\n")["ok"] is False
+    assert reply_to(server.path, b"x" * 10000)["error"] == "request too long"
     assert len(tr.sent) == 1
 
 
@@ -137,9 +111,9 @@ def test_several_requests_on_one_connection(served):
 
 def test_close_removes_the_socket_and_a_second_server_is_refused(tmp_path):
     path = tmp_path / "run.sock"
-    first = ControlServer(FakeTrainer(), path)
+    first = ControlServer(RecordingRun("fake", 7), path)
     with pytest.raises(ControlError, match="already served"):
-        ControlServer(FakeTrainer(), path)
+        ControlServer(RecordingRun("fake", 7), path)
     first.close()
     assert not path.exists()
     with pytest.raises(ControlError, match="does not exist"):
@@ -153,12 +127,12 @@ def test_a_stale_socket_is_replaced_and_a_plain_file_is_not(tmp_path):
     dead.close()  # the file stays, nobody listens
     with pytest.raises(ControlError, match="gone"):
         request(path, {"cmd": "ping"})
-    with ControlServer(FakeTrainer(), path) as server:
+    with ControlServer(RecordingRun("fake", 7), path) as server:
         assert request(server.path, {"cmd": "ping"})["ok"]
     plain = tmp_path / "plain.sock"
     plain.write_text("data")
     with pytest.raises(ControlError, match="not a socket"):
-        ControlServer(FakeTrainer(), plain)
+        ControlServer(RecordingRun("fake", 7), plain)
     assert plain.read_text() == "data"
 
 
@@ -167,9 +141,9 @@ def test_a_directory_others_can_write_is_refused(tmp_path):
     d.mkdir()
     d.chmod(0o777)
     with pytest.raises(ControlError, match="writable by other users"):
-        ControlServer(FakeTrainer(), d / "run.sock")
+        ControlServer(RecordingRun("fake", 7), d / "run.sock")
     d.chmod(0o1777)  # sticky, like /tmp: others cannot replace our file
-    ControlServer(FakeTrainer(), d / "run.sock").close()
+    ControlServer(RecordingRun("fake", 7), d / "run.sock").close()
 
 
 def test_a_long_path_still_works(tmp_path):
@@ -177,15 +151,15 @@ def test_a_long_path_still_works(tmp_path):
     d.mkdir(parents=True)
     path = d / "2026-01-01T00-00-00_h32_lr3e-3.sock"
     assert len(str(path)) > 110
-    with ControlServer(FakeTrainer(), path) as server:
+    with ControlServer(RecordingRun("fake", 7), path) as server:
         assert path.exists()
         assert request(server.path, {"cmd": "ping"})["ok"]
 
 
 def test_other_users_are_refused_by_peer_credentials(tmp_path):
-    tr = FakeTrainer()
+    tr = RecordingRun("fake", 7)
     with ControlServer(tr, tmp_path / "run.sock", allowed_uid=os.geteuid() + 12345) as server:
-        reply = raw_exchange(server.path, b'{"cmd": "stop"}\n')
+        reply = reply_to(server.path, b'{"cmd": "stop"}\n')
         assert reply == {"ok": False, "error": "this run belongs to another user"}
         assert tr.sent == [] and server.refused == 1
 
@@ -197,7 +171,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 @pytest.mark.skipif(os.geteuid() != 0 or not os.access(SYSTEM_PYTHON, os.X_OK),
                     reason="needs root and a system python3 to connect as another user")
 def test_another_real_user_is_refused_even_with_an_open_socket():
-    tr = FakeTrainer()
+    tr = RecordingRun("fake", 7)
     with tempfile.TemporaryDirectory(dir="/tmp") as d, ControlServer(tr, Path(d) / "run.sock") as server:
         Path(d).chmod(0o755)
         server.path.chmod(0o666)  # only SO_PEERCRED stands in the way now

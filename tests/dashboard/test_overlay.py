@@ -98,7 +98,10 @@ def test_plot_refuses_other_formats_and_unreadable_sessions(logs, tmp_path):
     r = CliRunner().invoke(cli, ["plot", str(logs[0]), "-o", str(tmp_path / "x.txt")])
     assert r.exit_code == 2 and "must end in .png, .svg or .pdf" in r.stderr
     r = CliRunner().invoke(cli, ["plot", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "x.png")])
-    assert r.exit_code == 2 and "none of the sessions could be read" in r.stderr
+    assert r.exit_code == 2 and r.stderr == f"error: {tmp_path / 'missing.jsonl'} does not exist\n"
+    two = [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
+    r = CliRunner().invoke(cli, ["plot", *two, "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and r.stderr.count("warning:") == 2 and "none of the sessions could be read" in r.stderr
 
 
 def test_the_plot_command_imports_matplotlib_only_when_it_runs():

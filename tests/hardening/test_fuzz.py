@@ -29,6 +29,7 @@ from bitnet_model.log.errors import SessionError
 from bitnet_model.log.events import Event, Intervention, RunStarted
 from bitnet_model.log.reader import decode_event, parse_header, read_session
 from bitnet_tui.cli.main import app
+from tests.control.helpers import RecordingRun
 from tests.hardening.hostile import EVIL, control_chars
 
 runner = CliRunner()
@@ -164,19 +165,9 @@ def test_everything_that_reads_a_log_survives_it(header, events, junk):
                 assert r.stderr.startswith("error: ") or "error: " in r.stderr, (args, r.output)
 
 
-class _Run:
-    run_name, step_count, paused = "r", 0, False
-
-    def __init__(self):
-        self.sent = []
-
-    def send(self, cmd):
-        self.sent.append(cmd)
-
-
 def test_every_control_request_gets_a_reply(tmp_path):
     """The control socket's request handler answers anything (it once died on a 400-digit factor)."""
-    run = _Run()
+    run = RecordingRun()
     server = ControlServer(run, tmp_path / "r.sock")
     requests = st.fixed_dictionaries({"cmd": st.one_of(st.sampled_from(COMMAND_NAMES), texts)},
                                      optional={"value": numbers | json_values, "factor": numbers | json_values,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import time
 
 import pytest
@@ -28,6 +27,7 @@ from bitnet_model.monitor.steering import Steering
 from bitnet_model.train.config import RunConfig
 from bitnet_tui.cli.main import app
 from tests.conftest import tiny_args, tiny_config
+from tests.control.helpers import RecordingRun, reply_to
 
 runner = CliRunner()
 BIG = "9223372036854775807"
@@ -135,40 +135,16 @@ def test_the_smallest_lr_then_a_scale_down_never_divides_by_zero():
     assert math.isfinite(lr.factor()) and lr.lr_now() == 0.0
 
 
-class _Run:
-    run_name, step_count, paused = "r", 0, False
-
-    def __init__(self):
-        self.sent = []
-
-    def send(self, cmd):
-        self.sent.append(cmd)
-
-
 @pytest.fixture
 def served(tmp_path):
     sdir = tmp_path / "s"
     sdir.mkdir(mode=0o700)
     log = sdir / "2026-01-01T00-00-00_r.jsonl"
     log.write_text("")
-    run = _Run()
+    run = RecordingRun()
     server = ControlServer(run, control_path(log))
     yield sdir, log, run
     server.close()
-
-
-def _raw(path, line: bytes) -> dict:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.connect(str(path))
-        s.sendall(line + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf)
 
 
 @pytest.mark.timeout(30)
@@ -181,7 +157,7 @@ def _raw(path, line: bytes) -> dict:
         "value-text", "reason-400-digits"])
 def test_the_control_socket_refuses_values_out_of_range_and_keeps_serving(served, line):
     _, log, run = served
-    reply = _raw(control_path(log), line)
+    reply = reply_to(control_path(log), line + b"\n")
     assert reply["ok"] is False and reply["error"], reply
     assert not run.sent
     assert request(control_path(log), {"cmd": "ping"})["ok"] is True  # the server is still there

@@ -29,6 +29,7 @@ from bitnet_model.run.build import prepare_run
 from bitnet_model.run.plan import plan_run
 from bitnet_tui.cli.main import app
 from tests.conftest import tiny_args, tiny_config, wait_until
+from tests.control.helpers import RecordingRun
 from tests.hardening.hostile import ROOT, cli_env
 
 runner = CliRunner()
@@ -139,13 +140,6 @@ def test_resume_of_a_run_that_is_still_running_is_refused(tmp_path):
 
 # --------------------------------------------------------------------------- slow clients
 
-class _Run:
-    run_name, step_count, paused = "r", 3, False
-
-    def send(self, cmd):
-        pass
-
-
 def _trickle(path, stop: threading.Event) -> None:
     """A client that sends a byte every 0.3 s and never finishes a line (until the server hangs up)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -169,7 +163,7 @@ def test_eight_trickling_clients_cannot_lock_ctl_out(tmp_path, monkeypatch):
     log = tmp_path / "r.jsonl"
     log.write_text("")
     path = tmp_path / "r.sock"
-    server = ControlServer(_Run(), path)
+    server = ControlServer(RecordingRun(step_count=3), path)
     stop = threading.Event()
     threads = [threading.Thread(target=_trickle, args=(path, stop), daemon=True)
                for _ in range(MAX_CLIENTS)]
