@@ -5,8 +5,10 @@
 Both models are built from the same ModelConfig except ``quant`` and step on random token batches
 (forward, backward, AdamW). Timed steps alternate between the two so drift in the machine hits both,
 and each model's time is its fastest step, the one least disturbed by other load.
+A third contender is the BitNet model under bf16 autocast (what ``--precision bf16`` does; ``auto`` uses it
+on CUDA only), to see whether a CPU with native bf16 should use it too.
 Prints tokens/s, achieved matmul FLOP/s (from ``flops_per_token``) against a measured dense fp32
-matmul peak, and on its last line ``bitnet/fp step time ratio: X.XX``.
+matmul peak, the bf16/fp32 ratio, and on its last line ``bitnet/fp step time ratio: X.XX``.
 """
 
 from __future__ import annotations
@@ -50,19 +52,21 @@ def matmul_peak(device: torch.device, n: int = 1024, reps: int = 10) -> float:
 class Runner:
     """One model, its optimizer, and a fixed random batch."""
 
-    def __init__(self, cfg: ModelConfig, batch: int, device: torch.device) -> None:
+    def __init__(self, cfg: ModelConfig, batch: int, device: torch.device, bf16: bool = False) -> None:
         torch.manual_seed(0)
         self.model = BitNetLM(cfg).to(device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=5e-4, weight_decay=0.1, betas=(0.9, 0.95))
         data = torch.randint(cfg.vocab_size, (batch, cfg.context + 1), device=device)
         self.x, self.y = data[:, :-1], data[:, 1:]
         self.device = device
+        self.bf16 = bf16
         self.times: list[float] = []
 
     def step(self) -> float:
         sync(self.device)
         t0 = time.perf_counter()
-        _, loss = self.model(self.x, self.y)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            _, loss = self.model(self.x, self.y)
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
@@ -88,7 +92,8 @@ def main() -> None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
     base = ModelConfig(hidden=args.hidden, vocab_size=args.vocab)
-    runners = {"bitnet": Runner(base, args.batch, device), "fp": Runner(replace(base, quant=False), args.batch, device)}
+    runners = {"bitnet": Runner(base, args.batch, device), "fp": Runner(replace(base, quant=False), args.batch, device),
+               "bf16": Runner(base, args.batch, device, bf16=True)}
     if args.compile:
         for r in runners.values():
             r.model.compile()
@@ -121,6 +126,7 @@ def main() -> None:
             f"{statistics.median(r.times) * 1e3:.1f}), {rate:8.0f} tokens/s, "
             f"{rate * fpt / 1e9:6.1f} GFLOP/s = {rate * fpt / peak:5.1%} of peak"
         )
+    print(f"bitnet bf16 autocast / fp32 step time ratio: {best['bf16'] / best['bitnet']:.2f}")
     print(f"bitnet/fp step time ratio: {best['bitnet'] / best['fp']:.2f}")
 
 

@@ -9,6 +9,7 @@ the ranking says which one the figures support most, not that it is proven.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -174,18 +175,29 @@ def _tries(s: Summary, d: Diagnosis, checkpoints: list[int]) -> list[tuple[str, 
     at = f"{name}@{before[-1]}" if before else (f"{name}@{checkpoints[0]}" if checkpoints else "")
     out: list[tuple[str, str]] = []
     top = d.causes[0].title if d.causes and d.causes[0].score >= 1 else ""
+    fixes: list[tuple[list[str], tuple[str, ...], str]] = []  # (flags to add, flags to drop, what it changes)
     if "Adam with coupled" in top or "weight decay shrinking" in top:
-        out.append(("fork the run from before the decline with AdamW (decoupled decay)",
-                    f"bitnet-tui run --from {at} --optimizer adamw" if at else
-                    "bitnet-tui run --optimizer adamw (with the same other flags)"))
+        fixes.append((["--optimizer", "adamw"], ("--optimizer",), "AdamW (decoupled decay)"))
     if "norm gains" in top or any("norm gains" in c.title for c in d.causes[:2]):
-        out.append(("decay only 2-D weights", f"bitnet-tui run --from {at} --no-decay-all" if at else
-                    "drop --decay-all"))
+        fixes.append((["--no-decay-all"], ("--decay-all", "--no-decay-all"), "decay on 2-D weights only"))
+    low = s.min_loss_step
+    good = [c for c in checkpoints if low is not None and c <= low]
+    for add, drop, what in fixes:
+        if good:
+            out.append((f"fork from step {good[-1]}, before the decline (lowest held-out loss at step {low}), "
+                        f"with {what}", f"bitnet-tui run --from {name}@{good[-1]} {' '.join(add)}"))
+            continue
+        why = "no checkpoint was kept from before the decline" + (f" at step {low}" if low is not None else "")
+        if checkpoints:
+            why += "; the kept ones hold the decayed weights"
+        again = same_run_with(s.argv, add, drop)
+        out.append((f"start the run again with {what} ({why})",
+                    again or f"the same training with {' '.join(add)}"))
     if s.verdict == V.DIVERGED and at:
         lr = s.key_config.get("lr")
         half = fmt_num(float(lr) / 2) if isinstance(lr, (int, float)) else "<half the LR>"
         out.append(("fork from the last checkpoint with half the LR", f"bitnet-tui run --from {at} --lr {half}"))
-    if s.verdict in (V.UNIGRAM_PHASE, V.STUCK_UNIGRAM, V.NEVER_LEARNED) and checkpoints:
+    if s.verdict in (V.UNIGRAM_PHASE, V.STUCK_UNIGRAM, V.NEVER_LEARNED) and checkpoints and not fixes:
         steps = s.total_steps or s.last_step
         out.append(("train longer", f"bitnet-tui run --resume {name} --steps {max(steps * 2, 1000)}"))
     if s.verdict in (V.NEVER_DIVERSE, V.COLLAPSED_STAYED, V.COLLAPSING) and at:
@@ -193,3 +205,26 @@ def _tries(s: Summary, d: Diagnosis, checkpoints: list[int]) -> list[tuple[str, 
     if not out:
         out.append(("nothing to fix; compare with other runs", f"bitnet-tui compare {name} <other sessions>"))
     return out
+
+
+ONE_RUN_ONLY = ("--session-file", "--detach", "--resume")
+"""Flags of a ``run`` command line that belong to that one run and are not carried into a new one."""
+
+
+def same_run_with(argv: tuple[str, ...], add: list[str], drop: tuple[str, ...]) -> str | None:
+    """The ``bitnet-tui run`` command line recorded in a header, with the flags in ``drop`` (and their values)
+    removed and ``add`` appended; None when the run was not started by ``bitnet-tui run`` (a user's loop)."""
+    if len(argv) < 2 or argv[1] != "run" or not ("bitnet" in argv[0] or argv[0].endswith("__main__.py")):
+        return None
+    out: list[str] = []
+    rest = list(argv[2:])
+    while rest:
+        arg = rest.pop(0)
+        flag = arg.split("=", 1)[0]
+        if flag in drop or flag in ONE_RUN_ONLY:
+            if "=" not in arg and flag not in ("--detach", "--decay-all", "--no-decay-all") and rest \
+                    and not rest[0].startswith("--"):
+                rest.pop(0)  # its value
+            continue
+        out.append(arg)
+    return shlex.join(["bitnet-tui", "run", *out, *add])

@@ -101,6 +101,8 @@ class Summary:
     damaged_values: int = 0
     truncated_last_line: bool = False
     warnings: list[str] = field(default_factory=list)
+    argv: tuple[str, ...] = ()
+    """The command line that started the run, as the header recorded it."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (non-finite floats as "NaN"/"Infinity", like the log)."""
@@ -146,6 +148,7 @@ def summarize(data: SessionData, fold: RunFold | None = None) -> Summary:
         source=printable(h.source, 100), world=dict(h.world), timeline=list(fold.timeline),
         parent=parent_label(h.parent), first_step=h.step, malformed_lines=data.malformed,
         damaged_values=data.damage, truncated_last_line=data.truncated_last_line, warnings=list(data.warnings),
+        argv=tuple(h.argv),
     )
 
 

@@ -39,6 +39,7 @@ print("\\n" + json.dumps({{"code": code, "heavy": sorted(m for m in {heavy} if m
     ["summary", FIXTURE], ["summary", FIXTURE, "--json"], ["compare", FIXTURE, FIXTURE], ["diagnose", FIXTURE],
     ["replay", FIXTURE], ["watch", FIXTURE], ["attach", FIXTURE], ["ctl", FIXTURE, "ping"],
     ["run", "--help"], ["sweep", "--help"], ["export", "--help"], ["diagnose", "--help"],
+    ["export", FIXTURE, "--to", "csv", "{tmp}/csv"],
 ], ids=lambda a: " ".join(a)[:40])
 def test_a_viewer_command_never_imports_torch(args, tmp_path):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]

@@ -1,0 +1,67 @@
+"""diagnose's "what to try": commands that do what their words say."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shlex
+
+from bitnet_model.analysis.diagnose import diagnose, same_run_with
+from bitnet_model.analysis.fold import RunFold
+from bitnet_model.analysis.scripted import scripted_run
+from bitnet_model.analysis.summary import summarize
+from bitnet_model.log.reader import read_session
+from bitnet_model.log.writer import SessionWriter
+
+ARGV = ("/x/bin/bitnet-tui", "run", "--headless", "--hidden", "256", "--decay-all", "--optimizer", "adam",
+        "--lr", "0.0015", "--session-file", "/s/a b.jsonl", "--detach")
+AUDIT = ({"code": "coupled-l2", "message": "torch.optim.Adam with weight_decay=0.1 adds L2 decay"},
+         {"code": "decay-all", "message": "weight decay 0.1 applies to norm gains, embeddings"})
+
+
+def unlearned_run(tmp_path, argv=ARGV, checkpoints=()):
+    """Learns to 7.0 by step 400, then climbs back to ln V: an Adam + coupled L2 run as its log has it."""
+    ln_v = math.log(50257)
+    losses = [ln_v, 9.0, 8.0, 7.0, 7.6, 8.6, 9.6, 10.4, 10.7, 10.8]
+    events = scripted_run([198, 3, 2, 2, 1, 1, 1, 1, 1, 1], val_losses=losses, ln_vocab=ln_v, unigram_entropy=7.4)
+    events[0] = dataclasses.replace(events[0], argv=argv, audit=AUDIT)
+    path = tmp_path / "2026-01-01T00-00-00_h256_lr1.5e-3_adam.jsonl"
+    with SessionWriter(path) as w:
+        for e in events:
+            w(e)
+    data = read_session(path)
+    fold = RunFold()
+    fold.apply(data.header)
+    fold.apply_all(data.events)
+    return diagnose(summarize(data, fold), fold, list(checkpoints))
+
+
+def test_with_a_checkpoint_before_the_decline_the_fix_forks_from_it(tmp_path):
+    d = unlearned_run(tmp_path, checkpoints=[200, 400, 900])
+    assert d.causes[0].title.startswith("the optimizer: Adam with coupled L2")
+    what, cmd = d.tries[0]
+    assert "fork from step 400, before the decline (lowest held-out loss at step 400)" in what
+    assert cmd == "bitnet-tui run --from 2026-01-01T00-00-00_h256_lr1.5e-3_adam@400 --optimizer adamw"
+
+
+def test_without_one_it_says_so_and_starts_the_same_run_again_with_the_fix(tmp_path):
+    d = unlearned_run(tmp_path, checkpoints=[900])
+    what, cmd = d.tries[0]
+    assert what.startswith("start the run again with AdamW") and "the kept ones hold the decayed weights" in what
+    assert "before the decline at step 400" in what
+    assert shlex.split(cmd) == ["bitnet-tui", "run", "--headless", "--hidden", "256", "--decay-all", "--lr",
+                                "0.0015", "--optimizer", "adamw"]
+    assert not any("train longer" in w for w, _ in d.tries)  # longer with the same optimizer is no fix
+
+
+def test_a_users_loop_gets_words_not_a_command_it_cannot_run(tmp_path):
+    d = unlearned_run(tmp_path, argv=("train.py", "--lr", "3e-3"))
+    assert d.tries[0][1] == "the same training with --optimizer adamw"
+
+
+def test_same_run_with_drops_flags_with_their_values_and_keeps_the_rest():
+    argv = ("python -m bitnet_tui/__main__.py", "run", "--optimizer=adam", "--decay-all", "--steps", "9",
+            "--resume", "old", "--no-decay-all")
+    assert same_run_with(argv, ["--no-decay-all"], ("--decay-all", "--no-decay-all")) == \
+        "bitnet-tui run --optimizer=adam --steps 9 --no-decay-all"
+    assert same_run_with(("pytest", "-q"), ["--optimizer", "adamw"], ("--optimizer",)) is None
