@@ -28,6 +28,10 @@ DISEASES = {
     V.COLLAPSED_RECOVERED: "healthy (recovered from degenerate decoding)", V.HEALTHY: "healthy",
 }
 
+TROUBLE = (V.UNLEARNED, V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.DIVERGED, V.NEVER_DIVERSE, V.COLLAPSED_STAYED,
+           V.COLLAPSING, V.COLLAPSED_RECOVERING)
+"""Ends that are a problem (the unigram phase early on and a recovered collapse are not)."""
+
 
 @dataclass
 class Cause:
@@ -48,6 +52,18 @@ class Diagnosis:
     causes: list[Cause] = field(default_factory=list)
     tries: list[tuple[str, str]] = field(default_factory=list)
     """(what, command)."""
+    trouble: bool = False
+    """Whether the run ended in trouble (then ``causes`` are hypotheses for it; else settings worth knowing)."""
+    decayed: float | None = None
+    """In trouble with the decay alert raised: how many times the mean ternary scale fell from its peak."""
+
+    def headline(self, short: bool = False) -> str:
+        """The disease, with the weights' decay where it goes with it."""
+        if self.decayed is None:
+            return self.disease
+        if short:
+            return f"{self.disease}; scale ÷{self.decayed:.0f}"
+        return f"{self.disease}, with the weights decaying (mean ternary scale ÷{self.decayed:.1f} from its peak)"
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -67,6 +83,10 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
     d = Diagnosis(s.name, s.path, disease, s.verdict, began)
     d.figures = _figures(s, fold)
     d.causes = sorted(_causes(s, fold), key=lambda c: -c.score)
+    fall = _scale_fall(s, fold)
+    d.trouble = s.verdict in TROUBLE or any(state == "unlearning" for state, _, _ in ep)
+    if d.trouble and s.verdict != V.UNLEARNED and fall >= 4 and any(i.code == "decay" for i in fold.timeline):
+        d.decayed = fall
     d.tries = _tries(s, d, checkpoints)
     return d
 
@@ -111,6 +131,13 @@ def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
     return out
 
 
+def _scale_fall(s: Summary, fold: RunFold) -> float:
+    """How many times the mean ternary scale fell from its peak to its lowest (1 when it never fell)."""
+    peak = max((v for _, v in fold.scales), default=0.0)
+    low = min((v for _, v in fold.scales), default=peak)
+    return max(s.scale_fall or 1.0, peak / low if peak and low > 0 else 1.0)
+
+
 def _flip_now(fold: RunFold) -> float | None:
     w = fold.last_weights
     if w is None:
@@ -122,12 +149,10 @@ def _flip_now(fold: RunFold) -> float | None:
 def _causes(s: Summary, fold: RunFold) -> list[Cause]:
     out: list[Cause] = []
     audit = {a.get("code"): a for a in s.audit}
-    peak = max((v for _, v in fold.scales), default=0.0)
-    fall = max(s.scale_fall or 1.0, peak / min((v for _, v in fold.scales), default=peak or 1.0) if peak else 1.0)
+    fall = _scale_fall(s, fold)
     unlearned = s.verdict == V.UNLEARNED or any(state == "unlearning" for state, _, _ in episodes(fold))
     decayed = [i for i in fold.timeline if i.code == "decay"]
-    bad_end = s.verdict in (V.UNLEARNED, V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.DIVERGED, V.NEVER_DIVERSE,
-                            V.COLLAPSED_STAYED, V.COLLAPSING, V.COLLAPSED_RECOVERING) or unlearned or bool(decayed)
+    bad_end = s.verdict in TROUBLE or unlearned or bool(decayed)
     if "coupled-l2" in audit:
         ev = audit["coupled-l2"]["message"]
         score = 1.0 + (2.0 if fall >= 4 else 1.0 if fall >= 2 else 0.0) + (2.0 if unlearned else 0.0) + \
@@ -152,8 +177,13 @@ def _causes(s: Summary, fold: RunFold) -> list[Cause]:
     flips = _flip_now(fold)
     if flips is not None and bad_end:
         if flips > 0.3:
-            out.append(Cause("ternary weights thrashing", f"{flips:.0%} of ternary values flipped since the last "
-                             "snapshot", 0.6))
+            if fall >= 4:  # latent weights shrunk toward the rounding boundary flip at every step: a symptom
+                out.append(Cause("ternary weights thrashing", f"{flips:.0%} of ternary values flipped since the "
+                                 f"last snapshot; with the scale {fall:.1f}x below its peak the latent weights sit "
+                                 "near the rounding boundary, so this follows from the decay", 0.3))
+            else:
+                out.append(Cause("ternary weights thrashing", f"{flips:.0%} of ternary values flipped since the "
+                                 "last snapshot", 0.6))
         elif flips < 1e-3 and s.verdict in (V.NEVER_LEARNED, V.STUCK_UNIGRAM):
             out.append(Cause("ternary weights frozen", f"flip rate {flips:.4f}: the weights barely change", 0.6))
     if fold.lr_changes and bad_end:

@@ -40,7 +40,7 @@ def print_diagnosis(d: Diagnosis) -> None:
     con = console()
     head = Text()
     head.append(printable(d.name), style="bold")
-    head.append(f"  {d.disease}", style="bold red" if not d.disease.startswith("healthy") else "bold green")
+    head.append(f"  {d.headline()}", style="bold red" if d.trouble else "bold green")
     if d.began is not None:
         head.append(f"  (since step {d.began})")
     con.print(head)
@@ -51,7 +51,8 @@ def print_diagnosis(d: Diagnosis) -> None:
         grid.add_row(label, cell(value))
     con.print(grid)
     if d.causes:
-        con.print(Text("likely causes, most supported first (hypotheses with their evidence):", style="bold"))
+        con.print(Text("likely causes, most supported first (hypotheses with their evidence):" if d.trouble else
+                       "worth knowing (the run ended well; settings that usually matter):", style="bold"))
         for i, c in enumerate(d.causes, 1):
             con.print(Text(f" {i}. {printable(c.title, 200)}: {printable(c.evidence, 600)}"))
     con.print(Text("what to try:", style="bold"))
@@ -78,16 +79,16 @@ def print_diagnoses(paths: list[Path], as_json: bool = False) -> None:
         table = compare([s for _, s in results])  # type: ignore[misc]
         by_path = {d.path: d for d, _ in results}
         t = Table(box=None, header_style="bold", pad_edge=False)
-        t.add_column("session", no_wrap=True, overflow="ellipsis", max_width=24)
+        t.add_column("session", no_wrap=True, overflow="ellipsis", max_width=18)
         for k in table.keys:
             t.add_column(Text(printable(short_key(k), 40)), justify="right", no_wrap=True)
         for col in ("disease", "since", "top cause"):
             t.add_column(col, overflow="fold")
         for r in table.rows:
             d = by_path[r.path]
-            t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in table.keys], cell(d.disease),
+            t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in table.keys], cell(d.headline(short=True)),
                       cell("—" if d.began is None else str(d.began)),
-                      cell(d.causes[0].title if d.causes and d.causes[0].score >= 1 else "—"))
+                      cell(d.causes[0].title.split(":")[0] if d.causes and d.causes[0].score >= 1 else "—"))
         console().print(t)
         console().print("")
     for d, _ in results:

@@ -97,8 +97,9 @@ def compare_table(ct: CompareTable, *, wide: bool) -> Table:
     lineage = any(r.parent for r in ct.rows)
     if lineage:
         table.add_column("from", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16)
-    cols = ["min@step", "collapse", "recov", *(["uniq"] if wide else []), "loss", "verdict"] + \
-        (["status"] if wide else [])
+    collapses = wide or any(r.collapse_step is not None or r.recovery_step is not None for r in ct.rows)
+    cols = ["min@step", *(["collapse", "recov"] if collapses else []), *(["uniq"] if wide else []), "loss",
+            "verdict"] + (["status"] if wide else [])  # collapse columns only where a run collapsed
     mins = {"min@step": 8, "collapse": 8, "recov": 5, "uniq": 4, "loss": 5, "verdict": 22}
     for col in cols:
         table.add_column(col, justify="left" if col in ("verdict", "status") else "right", no_wrap=True,
@@ -108,7 +109,8 @@ def compare_table(ct: CompareTable, *, wide: bool) -> Table:
         cells += [cell(r.differs.get(k)) for k in ct.keys]
         if lineage:
             cells.append(cell(r.parent or "—"))
-        cells += [at(r.min_unique, r.min_unique_step), step_text(r.collapse_step), step_text(r.recovery_step),
+        cells += [at(r.min_unique, r.min_unique_step),
+                  *([step_text(r.collapse_step), step_text(r.recovery_step)] if collapses else []),
                   *([cell(r.final_unique)] if wide else []), cell(r.final_loss), cell(r.verdict)]
         if wide:
             cells.append(Text(printable(r.status, 40), style=STATUS_STYLE.get(r.status, "")))

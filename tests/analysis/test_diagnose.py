@@ -65,3 +65,18 @@ def test_same_run_with_drops_flags_with_their_values_and_keeps_the_rest():
     assert same_run_with(argv, ["--no-decay-all"], ("--decay-all", "--no-decay-all")) == \
         "bitnet-tui run --optimizer=adam --steps 9 --no-decay-all"
     assert same_run_with(("pytest", "-q"), ["--optimizer", "adamw"], ("--optimizer",)) is None
+
+
+def test_a_healthy_run_is_not_in_trouble_and_its_settings_are_not_called_causes(tmp_path):
+    events = scripted_run([120, 30, 40, 50, 60, 70], val_losses=[8.3, 6.0, 5.2, 5.0, 4.9, 4.8])
+    path = tmp_path / "h.jsonl"
+    with SessionWriter(path) as w:
+        for e in events:
+            w(e)
+    data = read_session(path)
+    fold = RunFold()
+    fold.apply(data.header)
+    fold.apply_all(data.events)
+    d = diagnose(summarize(data, fold), fold, [])
+    assert d.verdict == "healthy" and not d.trouble and d.headline() == "healthy"
+    assert unlearned_run(tmp_path / "u" if (tmp_path / "u").mkdir() is None else None).trouble
