@@ -79,4 +79,5 @@ def test_a_healthy_run_is_not_in_trouble_and_its_settings_are_not_called_causes(
     fold.apply_all(data.events)
     d = diagnose(summarize(data, fold), fold, [])
     assert d.verdict == "healthy" and not d.trouble and d.headline() == "healthy"
-    assert unlearned_run(tmp_path / "u" if (tmp_path / "u").mkdir() is None else None).trouble
+    (tmp_path / "u").mkdir()
+    assert unlearned_run(tmp_path / "u").trouble
