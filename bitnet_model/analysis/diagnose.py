@@ -125,8 +125,12 @@ def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
     flips = _flip_now(fold)
     if flips is not None:
         out.append(("flip rate (last snapshot)", f"{flips:.3f}"))
-    if s.norm_gain is not None:
-        out.append(("norm gain (mean |g|)", fmt_value(s.norm_gain)))
+    first = fold.first_weights
+    for label, now, then in (("norm gain (mean |g|)", s.norm_gain, first.norm_gain if first else None),
+                             ("embedding RMS", s.embed_norm, first.embed_norm if first else None)):
+        if now is not None:
+            was = f", {fmt_value(then)} at step {first.step}" if then is not None and first is not None else ""
+            out.append((label, f"{fmt_value(now)} now{was}"))
     out.append(("LR changes", str(len(fold.lr_changes))))
     return out
 
@@ -136,6 +140,18 @@ def _scale_fall(s: Summary, fold: RunFold) -> float:
     peak = max((v for _, v in fold.scales), default=0.0)
     low = min((v for _, v in fold.scales), default=peak)
     return max(s.scale_fall or 1.0, peak / low if peak and low > 0 else 1.0)
+
+
+def _full_precision_falls(s: Summary, fold: RunFold) -> list[tuple[str, float]]:
+    """The full-precision parameters (norm gains, embedding) that shrank 4x or more since the first snapshot."""
+    first, out = fold.first_weights, []
+    if first is None:
+        return out
+    for what, then, now in (("mean norm gain", first.norm_gain, s.norm_gain),
+                            ("embedding RMS", first.embed_norm, s.embed_norm)):
+        if then is not None and now is not None and now > 0 and then / now >= 4:
+            out.append((what, then / now))
+    return out
 
 
 def _flip_now(fold: RunFold) -> float | None:
@@ -161,6 +177,8 @@ def _causes(s: Summary, fold: RunFold) -> list[Cause]:
             ev += f"; the mean ternary scale fell {fall:.1f}x from its peak"
         if decayed:
             ev += f"; the detector saw the weights decaying at step {decayed[0].step}"
+        for what, fell in _full_precision_falls(s, fold):
+            ev += f"; the {what} fell {fell:.0f}x"
         out.append(Cause("the optimizer: Adam with coupled L2 weight decay", ev, score if bad_end else 0.2))
     elif fall >= 4 and unlearned:
         out.append(Cause("weight decay shrinking the latent weights",

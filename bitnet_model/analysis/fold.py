@@ -113,6 +113,8 @@ class RunFold:
     last_step_event: StepDone | None = None
     last_eval: EvalDone | None = None
     last_weights: WeightsSnapshot | None = None
+    first_weights: WeightsSnapshot | None = None
+    """The first snapshot: where the norm gains and the embedding started."""
     evals: list[EvalPoint] = field(default_factory=list)
     scales: list[tuple[int, float]] = field(default_factory=list)
     """(step, mean ternary scale) of every weight snapshot."""
@@ -150,6 +152,8 @@ class RunFold:
                 self.state = e.state
         elif isinstance(e, WeightsSnapshot):
             self.last_weights = e
+            if self.first_weights is None:
+                self.first_weights = e
             scales = [lw.scale for lw in e.layers if math.isfinite(lw.scale)]
             if scales:
                 self.scales.append((e.step, sum(scales) / len(scales)))
