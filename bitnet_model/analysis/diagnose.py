@@ -231,6 +231,10 @@ def _tries(s: Summary, d: Diagnosis, checkpoints: list[int]) -> list[tuple[str, 
     low = s.min_loss_step
     good = [c for c in checkpoints if low is not None and c <= low]
     for add, drop, what in fixes:
+        if not d.trouble:  # nothing declined: a setting worth an A/B, not a rescue
+            out.append((f"to see whether it matters, run it again with {what}",
+                        same_run_with(s.argv, add, drop) or f"the same training with {' '.join(add)}"))
+            continue
         if good:
             out.append((f"fork from step {good[-1]}, before the decline (lowest held-out loss at step {low}), "
                         f"with {what}", f"bitnet-tui run --from {name}@{good[-1]} {' '.join(add)}"))

@@ -25,7 +25,11 @@ def unlearned_run(tmp_path, argv=ARGV, checkpoints=()):
     losses = [ln_v, 9.0, 8.0, 7.0, 7.6, 8.6, 9.6, 10.4, 10.7, 10.8]
     events = scripted_run([198, 3, 2, 2, 1, 1, 1, 1, 1, 1], val_losses=losses, ln_vocab=ln_v, unigram_entropy=7.4)
     events[0] = dataclasses.replace(events[0], argv=argv, audit=AUDIT)
-    path = tmp_path / "2026-01-01T00-00-00_h256_lr1.5e-3_adam.jsonl"
+    return diagnosed(tmp_path / "2026-01-01T00-00-00_h256_lr1.5e-3_adam.jsonl", events, checkpoints)
+
+
+def diagnosed(path, events, checkpoints=()):
+    """Write ``events`` as a session log, read it back and diagnose it, as ``bitnet-tui diagnose`` does."""
     with SessionWriter(path) as w:
         for e in events:
             w(e)
@@ -69,15 +73,17 @@ def test_same_run_with_drops_flags_with_their_values_and_keeps_the_rest():
 
 def test_a_healthy_run_is_not_in_trouble_and_its_settings_are_not_called_causes(tmp_path):
     events = scripted_run([120, 30, 40, 50, 60, 70], val_losses=[8.3, 6.0, 5.2, 5.0, 4.9, 4.8])
-    path = tmp_path / "h.jsonl"
-    with SessionWriter(path) as w:
-        for e in events:
-            w(e)
-    data = read_session(path)
-    fold = RunFold()
-    fold.apply(data.header)
-    fold.apply_all(data.events)
-    d = diagnose(summarize(data, fold), fold, [])
+    d = diagnosed(tmp_path / "h.jsonl", events)
     assert d.verdict == "healthy" and not d.trouble and d.headline() == "healthy"
     (tmp_path / "u").mkdir()
     assert unlearned_run(tmp_path / "u").trouble
+
+
+def test_a_healthy_run_gets_an_a_b_suggestion_not_a_rescue_from_a_decline(tmp_path):
+    events = scripted_run([120, 30, 40, 50, 60, 70], val_losses=[8.3, 6.0, 5.2, 5.0, 4.9, 4.8])
+    events[0] = dataclasses.replace(events[0], argv=ARGV, audit=AUDIT[1:])
+    d = diagnosed(tmp_path / "h.jsonl", events, [600])
+    assert not d.trouble
+    assert all("decline" not in what for what, _ in d.tries), d.tries
+    assert d.tries[0][0] == "to see whether it matters, run it again with decay on 2-D weights only"
+    assert d.tries[0][1].endswith("--optimizer adam --lr 0.0015 --no-decay-all")
