@@ -24,8 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bitnet_model.log.events import Event, StepDone  # noqa: E402
+from bitnet_model.run.build import build_run  # noqa: E402
+from bitnet_model.run.plan import RunPlan  # noqa: E402
 from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from bitnet_model.train.trainer import Trainer  # noqa: E402
 
 
 def config(steps: int, cache: str) -> RunConfig:
@@ -52,6 +53,11 @@ def wall_tokens_per_s(events: list[Event], tokens_per_step: int, skip: int = 5) 
     return tokens_per_step * len(kept) / sum(kept)
 
 
+def local_run(cfg: RunConfig):
+    """The run as ``bitnet-tui run`` builds it (data, model, Monitor, session log in a scratch directory)."""
+    return build_run(RunPlan(cfg=cfg, sessions=Path(tempfile.mkdtemp(prefix="bench-dashboard-"))), argv=["bench"])
+
+
 def headless(cfg: RunConfig) -> list[Event]:
     """The real headless path: trainer thread plus the plain-lines view, as `run --headless` when piped."""
     import io
@@ -59,9 +65,9 @@ def headless(cfg: RunConfig) -> list[Event]:
     from bitnet_tui.headless import HeadlessView
 
     events: list[Event] = []
-    tr = Trainer(cfg, run_name="bench-headless")
-    tr.subscribe(events.append)
-    HeadlessView(tr, tty=False, out=io.StringIO()).run()
+    run = local_run(cfg)
+    run.subscribe(events.append)
+    HeadlessView(run, tty=False, out=io.StringIO()).watch()
     return events
 
 
@@ -69,9 +75,9 @@ async def with_dashboard(cfg: RunConfig) -> list[Event]:
     from bitnet_tui.dashboard.app import make_app
 
     events: list[Event] = []
-    tr = Trainer(cfg, run_name="bench-dashboard")
-    tr.subscribe(events.append)
-    app = make_app("live", trainer=tr)
+    run = local_run(cfg)
+    run.subscribe(events.append)
+    app = make_app("live", run=run)
     async with app.run_test(size=(160, 48)) as pilot:
         while app.feed.ended is None:
             await pilot.pause(0.1)

@@ -212,6 +212,11 @@ class Monitor:
                 close()
             except Exception as e:  # a log that cannot be completed: say so on stderr, never raise here
                 print(f"warning: {e}", file=sys.stderr)
+        if reason != "rank_failed":  # leave together: a gloo rank torn down while a peer still talks aborts
+            try:
+                self.world.barrier()
+            except RankFailed:
+                pass
         return end
 
     # -- the step boundary ---------------------------------------------------------------------

@@ -125,7 +125,8 @@ class TrainConfig:
     seed: int = knob(0, "Seeds weights, data order and sampling: same seed, same losses on CPU.", kind=int, lo=0,
                      hi=2**63 - 1, sweep=True)
     device: str = knob("auto", "auto (CUDA if present), cpu, cuda or cuda:N.", kind=str)
-    precision: str = knob("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.", kind=str,
+    precision: str = knob("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), fp32 or "
+                         "bf16; the header records what was used.", kind=str,
                           choices=PRECISIONS)
     log_every: int | None = knob(None, "Read the loss back from the device every N steps (no host sync in "
                                  "between).", kind=int, lo=1, hi=100_000, shown_default="1 on CPU, 10 on CUDA")
@@ -158,7 +159,7 @@ class TrainConfig:
 class DiagConfig:
     """What the run measures about itself; the detector's thresholds are :class:`DetectorConfig`."""
 
-    eval_every: int = knob(40, "Steps between evals (greedy samples, held-out loss).", kind=int, lo=1, hi=MAX_STEPS)
+    eval_every: int = knob(50, "Steps between evals (greedy samples, held-out loss).", kind=int, lo=1, hi=MAX_STEPS)
     weights_every: int | None = knob(None, "Steps between ternary weight snapshots.", kind=int, lo=1, hi=MAX_STEPS,
                                      shown_default="same as --eval-every")
     eval_prompts: int = knob(8, "Held-out prompts continued greedily at each eval.", kind=int, lo=1, hi=1024)

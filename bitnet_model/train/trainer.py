@@ -24,7 +24,7 @@ from bitnet_model.errors import ConfigError
 from bitnet_model.log.events import Alert, RunEnded
 from bitnet_model.monitor.dist import RankFailed, World, peer_failure
 from bitnet_model.monitor.monitor import Monitor
-from bitnet_model.nn.device import check_memory, peak_flops, resolve_device
+from bitnet_model.nn.device import check_memory, peak_flops, resolve_device, resolve_precision
 from bitnet_model.nn.model import BitNetLM
 from bitnet_model.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from bitnet_model.train.config import RunConfig
@@ -101,7 +101,7 @@ class Trainer:
         log_every = cfg.train.log_every or (10 if self.device.type == "cuda" else 1)
         mon = Monitor(
             self.net, self.optimizer, decode=self.data.decode, token_text=self.data.token_text, prompts=self.prompts,
-            val_batches=self.val_batches, session_path=session_path, run_name=self.run_name, config=cfg.to_dict(),
+            val_batches=self.val_batches, session_path=session_path, run_name=self.run_name, config=self._recorded(),
             eval_every=d.eval_every, weights_every=d.weights_every, gen_tokens=d.gen_tokens, save=self.checkpoint,
             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, checkpoint_suffix=".pt",
             control=control, vocab_size=cfg.model.vocab_size, unigram=self.data.unigram_counts(cfg.model.vocab_size),
@@ -116,6 +116,12 @@ class Trainer:
             mon.load_state_dict(self._loaded.get("monitor", {"step": int(self._loaded["step"])}))
         self.monitor = mon
         return mon
+
+    def _recorded(self) -> dict[str, Any]:
+        """The configuration as the header records it: ``precision`` as resolved on this device."""
+        conf = self.cfg.to_dict()
+        conf["train"]["precision"] = resolve_precision(self.device, self.cfg.train.precision)
+        return conf
 
     def _load_weights(self, ck: dict[str, Any]) -> None:
         saved = RunConfig.from_dict(ck["config"])
@@ -208,8 +214,7 @@ class Trainer:
 
 
 def _autocast(device: torch.device, precision: str) -> Any:
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not bf16:
+    if resolve_precision(device, precision) != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 

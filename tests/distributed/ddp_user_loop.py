@@ -55,6 +55,8 @@ def main() -> None:
             if mon.should_stop:
                 break
     print(f"final lr rank {rank}: {mon.lr.lr_now():g}", flush=True)
+    del model, opt  # DDP's reducer holds gloo work; let it go while the group is alive, then tear down together
+    dist.barrier()
     dist.destroy_process_group()
 
 

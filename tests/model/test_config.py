@@ -85,3 +85,17 @@ def test_build_config_applies_knobs_and_detector_thresholds():
     # a shorter continuation re-derives its warmup instead of failing on the parent's
     parent = build_config(None, {"steps": 2000})
     assert build_config(parent, {"steps": 30}).train.warmup_steps == 1
+
+
+def test_precision_auto_is_bf16_where_it_is_native_and_fp32_elsewhere(monkeypatch):
+    import torch
+
+    from bitnet_model.nn.device import native_bf16, resolve_precision
+
+    assert resolve_precision("cpu", "fp32") == "fp32" and resolve_precision("cpu", "bf16") == "bf16"
+    assert native_bf16("cuda") and resolve_precision("cuda", "auto") == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not native_bf16("cpu") and resolve_precision("cpu", "auto") == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert resolve_precision("cpu", "auto") == "bf16"
