@@ -180,6 +180,10 @@ async def test_lr_dialog_refuses_bad_values():
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(LRDialog(app.feed), results.append)
         await pilot.pause()
+        outlook = app.screen.query_one("#lr-outlook")
+        assert outlook.size.height >= 2  # the explanation wraps inside the dialog at 80 columns, never cut off
+        shown = "".join(strip.text for strip in outlook.render_lines(outlook.region.reset_offset)).replace(" ", "")
+        assert "followthesamerule." in shown, shown
         for bad in ["abc", "-1", "0", "nan", "inf", "1e9", ""]:
             inp = app.screen.query_one("#lr-input")
             inp.value = ""
