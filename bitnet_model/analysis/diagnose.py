@@ -136,10 +136,11 @@ def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
 
 
 def _scale_fall(s: Summary, fold: RunFold) -> float:
-    """How many times the mean ternary scale fell from its peak to its lowest (1 when it never fell)."""
+    """How many times the mean ternary scale is below its peak now (1 when it never fell): the figure the
+    weights panel and ``summary`` show."""
     peak = max((v for _, v in fold.scales), default=0.0)
-    low = min((v for _, v in fold.scales), default=peak)
-    return max(s.scale_fall or 1.0, peak / low if peak and low > 0 else 1.0)
+    now = fold.scales[-1][1] if fold.scales else 0.0
+    return max(s.scale_fall or 1.0, peak / now if peak and now > 0 else 1.0)
 
 
 def _full_precision_falls(s: Summary, fold: RunFold) -> list[tuple[str, float]]:
@@ -174,7 +175,7 @@ def _causes(s: Summary, fold: RunFold) -> list[Cause]:
         score = 1.0 + (2.0 if fall >= 4 else 1.0 if fall >= 2 else 0.0) + (2.0 if unlearned else 0.0) + \
             (1.0 if decayed else 0.0)
         if fall > 1.5:
-            ev += f"; the mean ternary scale fell {fall:.1f}x from its peak"
+            ev += f"; the mean ternary scale is {fall:.1f}x below its peak"
         if decayed:
             ev += f"; the detector saw the weights decaying at step {decayed[0].step}"
         for what, fell in _full_precision_falls(s, fold):

@@ -62,7 +62,9 @@ def timeline_item(ev: Event) -> TimelineItem | None:
     """How an alert, intervention, checkpoint or end of run reads in a timeline."""
     if isinstance(ev, Alert):
         text = short = printable(ev.message, 300)
-        if ev.code == "detector" and (ev.state_from or ev.state_to):
+        if ev.code == "detector" and ev.state_from and ev.state_from == ev.state_to:  # a state that lasts
+            short = text.split(":")[0]
+        elif ev.code == "detector" and (ev.state_from or ev.state_to):
             short = f"{printable(ev.state_from, 40) or 'start'} → {printable(ev.state_to, 40) or '?'}"
             text = f"{short}: {text}"
         return TimelineItem(ev.step, ev.time, "alert", printable(ev.level, 20), text, short[:80],

@@ -86,7 +86,8 @@ def print_diagnoses(paths: list[Path], as_json: bool = False) -> None:
             t.add_column(col, overflow="fold")
         for r in table.rows:
             d = by_path[r.path]
-            t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in table.keys], cell(d.headline(short=True)),
+            t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in table.keys],
+                      cell(d.headline(short=True)),
                       cell("—" if d.began is None else str(d.began)),
                       cell(d.causes[0].title.split(":")[0] if d.causes and d.causes[0].score >= 1 else "—"))
         console().print(t)

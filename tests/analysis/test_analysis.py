@@ -143,3 +143,14 @@ def test_compare_rows(tmp_path):
                                       (math.nan, "NaN"), (None, "—"), (True, "yes"), ("a\x1bb", "a\\x1bb")])
 def test_fmt_value(v, s):
     assert fmt_value(v) == s
+
+
+def test_a_state_that_lasts_reads_as_its_message_not_as_a_change_to_itself():
+    from bitnet_model.analysis.fold import timeline_item
+
+    still = Alert(step=600, time=1.0, level="warning", code="detector", state_from="unigram", state_to="unigram",
+                  message="still unigram after 10 evals (since step 150): the model is not getting past frequencies")
+    assert timeline_item(still).short == "still unigram after 10 evals (since step 150)"
+    change = Alert(step=150, time=1.0, level="warning", code="detector", state_from="not_learning",
+                   state_to="unigram", message="unigram phase")
+    assert timeline_item(change).short == "not_learning → unigram"
