@@ -16,7 +16,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bitnet_model.analysis.fold import RunFold
+from bitnet_model.analysis.fold import RunFold, timeline_item
 from bitnet_model.control.handle import RunHandle
 from bitnet_model.log.events import Alert, EvalDone, Event, RunEnded
 from bitnet_model.log.text import fmt_value, printable
@@ -143,6 +143,6 @@ def _line(ev: Event) -> list[str]:
     if isinstance(ev, Alert):
         return [f"alert step {ev.step} [{printable(ev.level, 20)}] {printable(ev.message, 300)}"]
     if ev.kind == "intervention":
-        return [f"intervention step {ev.step}: {printable(ev.action, 40)} {fmt_value(ev.old)} -> "  # type: ignore[attr-defined]
-                f"{fmt_value(ev.new)} ({printable(ev.source, 60)})"]  # type: ignore[attr-defined]
+        item = timeline_item(ev)
+        return [f"intervention step {ev.step}: {item.text if item else ''}"]
     return []

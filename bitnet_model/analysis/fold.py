@@ -71,7 +71,8 @@ def timeline_item(ev: Event) -> TimelineItem | None:
                             printable(ev.code, 40))
     if isinstance(ev, Intervention):
         action = printable(ev.action, 40)
-        short = f"{action} {_value(ev.old)} → {_value(ev.new)}" if (ev.old, ev.new) != (None, None) else action
+        blank = all(v is None or v in ("", "-") for v in (ev.old, ev.new))  # pause, checkpoint...: no values
+        short = action if blank else f"{action} {_value(ev.old)} → {_value(ev.new)}"
         return TimelineItem(ev.step, ev.time, "intervention", "info", f"{short} (by {printable(ev.source, 60)})",
                             short, action)
     if isinstance(ev, CheckpointSaved):
@@ -89,9 +90,8 @@ def timeline_item(ev: Event) -> TimelineItem | None:
 
 
 def _value(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}" if math.isfinite(v) else fmt_value(v)
-    return "-" if v is None else printable(v, 60)
+    """An intervention's old or new value: numbers in the project's one format (``4.91e-4``)."""
+    return fmt_value(v) if v is None or isinstance(v, float) else printable(v, 60)
 
 
 @dataclass

@@ -6,7 +6,6 @@ through the one fold (:class:`~bitnet_model.analysis.fold.RunFold`) and the verd
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -107,10 +106,6 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (non-finite floats as "NaN"/"Infinity", like the log)."""
         return jsonable(asdict(self))
-
-
-def _finite(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) else v
 
 
 def summarize(data: SessionData, fold: RunFold | None = None) -> Summary:

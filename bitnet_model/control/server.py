@@ -11,13 +11,12 @@ import errno
 import json
 import os
 import socket
-import stat
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bitnet_model.control.peer import ControlError, check_directory, is_live, peer_uid, socket_address
+from bitnet_model.control.peer import ControlError, check_socket_path, is_live, peer_uid, socket_address
 from bitnet_model.control.protocol import MAX_REQUEST_BYTES, parse_request, refuse_constant
 from bitnet_model.log.text import safe_text, shown_path
 
@@ -45,14 +44,9 @@ class ControlServer:
         self._closed = threading.Event()
         self._clients: set[socket.socket] = set()
         self._lock = threading.Lock()
-        check_directory(self.path.parent)
+        check_socket_path(self.path)
         if os.path.lexists(self.path):
-            st = os.lstat(self.path)
             shown = shown_path(self.path)
-            if not stat.S_ISSOCK(st.st_mode):
-                raise ControlError(errno.EEXIST, f"{shown} exists and is not a socket; not replacing it")
-            if st.st_uid != os.geteuid():
-                raise ControlError(errno.EPERM, f"{shown} belongs to another user; not replacing it")
             if is_live(self.path):
                 raise ControlError(errno.EADDRINUSE, f"{shown} is already served by a running process")
             try:

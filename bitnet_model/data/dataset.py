@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tokenizers import Tokenizer
 
@@ -27,14 +26,6 @@ from bitnet_model.data.tokenizer import (
     sha_file,
     tokenizer_cache,
 )
-
-
-def unigram_entropy(stream: np.ndarray | torch.Tensor, vocab_size: int) -> float:
-    """Entropy in nats of the token frequencies in ``stream``: H = -sum p log p."""
-    a = stream.numpy() if isinstance(stream, torch.Tensor) else np.asarray(stream)
-    counts = np.bincount(a.astype(np.int64), minlength=vocab_size).astype(np.float64)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
 
 
 class Batches:
@@ -106,8 +97,6 @@ class Data:
     """name, kind, path (user data), python (default), sha256, chars, documents, skipped_lines (jsonl)."""
     tokenizer_info: dict[str, Any]
     """kind (trained|file), vocab_size, sha256 of the tokenizer JSON, path, cached (trained: loaded from cache)."""
-    unigram_entropy: float
-    """Entropy in nats of the training stream's token frequencies: the loss of a unigram model."""
     eot_id: int | None = None
     _texts: list[str] | None = field(default=None, repr=False)
 
@@ -344,6 +333,5 @@ def _load(dcfg: Any, vocab_size: int) -> Data:
         context=context,
         corpus_info=corpus.info,
         tokenizer_info=tokenizer_info,
-        unigram_entropy=unigram_entropy(train, actual),
         eot_id=eot_id,
     )

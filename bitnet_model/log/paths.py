@@ -52,6 +52,14 @@ def new_session_path(directory: str | os.PathLike[str], stem: str) -> Path:
     raise SessionError(f"cannot find a free session name for {stem} in {shown_path(d)}")
 
 
+def short_name(name: str) -> str:
+    """``2026-11-24T10-31-05_h256_lr1.5e-3[.jsonl]`` -> ``h256_lr1.5e-3``: what the run is, without when it started
+    (narrow terminals; tables with a start-time column)."""
+    base = name.removesuffix(SUFFIX)
+    head, sep, rest = base.partition("_")
+    return rest if sep and len(head) == 19 and head[4] == "-" and head[10] == "T" else base
+
+
 def checkpoint_dir(log_path: str | os.PathLike[str]) -> Path:
     """Where a run's checkpoints go: beside its log, ``<log without .jsonl>.ckpt/``."""
     p = Path(log_path)

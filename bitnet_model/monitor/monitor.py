@@ -22,6 +22,7 @@ applies commands (:mod:`bitnet_model.monitor.dist`). bitnet-tui's own trainer ru
 
 from __future__ import annotations
 
+import atexit
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from bitnet_model.monitor.checkpoints import CheckpointStore, save_with_retry
 from bitnet_model.monitor.diagnostics import Diagnostics, baselines
 from bitnet_model.monitor.dist import RankFailed, World
 from bitnet_model.monitor.emitter import Emitter
+from bitnet_model.monitor.ending import STILL_OPEN, ending_for
 from bitnet_model.monitor.evals import report_prompt_ids
 from bitnet_model.monitor.lr import LRControl
 from bitnet_model.monitor.readback import Readback
@@ -90,7 +92,7 @@ class Monitor:
         self._closers: list[Callable[[], Any]] = []
         self._started = self._closed = self._prepared = False
         self.last_end: RunEnded | None = None
-        device = next(iter(unwrap(model).parameters())).device
+        self.device = device = next(iter(unwrap(model).parameters())).device
         if prompts is not None and not isinstance(prompts, torch.Tensor):
             prompts = torch.tensor(prompts, dtype=torch.long)
         prompts = prompts.to(device) if prompts is not None else None
@@ -98,15 +100,13 @@ class Monitor:
                       unigram_entropy=unigram_entropy)
         if b.estimated:
             self.header_extra.setdefault("unigram_source", "held-out sample")
-        vocab, ln_vocab, unigram_entropy, unigram_log = b.vocab, b.ln_vocab, b.unigram_entropy, b.unigram_log
-        self.vocab_size, self.ln_vocab, self.unigram_entropy = vocab, ln_vocab, unigram_entropy
+        self.vocab_size, self.ln_vocab, self.unigram_entropy = b.vocab, b.ln_vocab, b.unigram_entropy
         self.diagnostics = Diagnostics(
             model, prompts=prompts, gen_tokens=gen_tokens, decode=decode, token_text=token_text,
             val_batches=val_batches, loss_fn=loss_fn, layers=layers, quantize=quantize,
-            detector=detector or DetectorConfig(), ln_vocab=ln_vocab, unigram_entropy=unigram_entropy,
-            unigram_log=unigram_log, context=context,
-            report_prompts=report_prompt_ids(vocab, device) if report_metric and vocab else None)
-        self.device = device
+            detector=detector or DetectorConfig(), ln_vocab=b.ln_vocab, unigram_entropy=b.unigram_entropy,
+            unigram_log=b.unigram_log, context=context,
+            report_prompts=report_prompt_ids(b.vocab, device) if report_metric and b.vocab else None)
 
     # -- the outside world -------------------------------------------------------------------
     def subscribe(self, fn: Callable[[Event], None]) -> None:
@@ -134,14 +134,7 @@ class Monitor:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None:
-            self.close(self.steering.stop_reason or "finished")
-        elif isinstance(exc, KeyboardInterrupt):
-            self.close("interrupted")
-        elif isinstance(exc, RankFailed):
-            self.close("rank_failed", str(exc), final_checkpoint=False)
-        else:
-            self.close("error", f"{type(exc).__name__}: {exc}"[:2000], final_checkpoint=False)
+        self.close_for(exc)
 
     def prepare(self) -> Path | None:
         """Claim the run's files on rank 0 before anything starts: the log, the checkpoint directory (0700, refused
@@ -170,8 +163,10 @@ class Monitor:
         if self.world.main:
             self.prepare()
             self._open_sinks()
-        self.emit(self.header())
-        for f in self._audit():
+        atexit.register(self._at_exit)
+        findings = self._audit()
+        self.emit(build_header(self, findings))
+        for f in findings:
             self.emit(Alert(step=self.step_count, time=time.time(), level=f["level"], code="audit",
                             message=f"{f['message']}; fix: {f['fix']}", data=dict(f)))
         if self.eval_at_start and self.step_count == 0:
@@ -193,10 +188,12 @@ class Monitor:
         return build_header(self, self._audit())
 
     def close(self, reason: str = "finished", error: str = "", *, final_checkpoint: bool = True) -> RunEnded:
-        """End the run: a final checkpoint (when a ``save`` was given), ``run_ended``, and every sink closed."""
+        """End the run: a final checkpoint (when a ``save`` was given), ``run_ended``, every sink closed, and (under
+        ``torch.distributed``) the ranks leave together."""
         if self._closed:
             return self.last_end  # type: ignore[return-value]
         self._closed = True
+        atexit.unregister(self._at_exit)
         try:
             self.readback.flush()
         except RankFailed as e:
@@ -218,6 +215,30 @@ class Monitor:
             except RankFailed:
                 pass
         return end
+
+    def close_for(self, exc: BaseException | None) -> RunEnded:
+        """End the run as ``exc`` ended the loop (None: it finished, or stopped when told to)."""
+        if self._closed:
+            return self.last_end  # type: ignore[return-value]
+        how = ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active)
+        if how.crash:
+            try:
+                self.readback.flush()  # the steps before the crash, then the crash
+            except RankFailed as e:
+                return self.close("rank_failed", str(e), final_checkpoint=False)
+            self.emit(Alert(step=self.step_count, time=time.time(), level="error", code="crash", message=how.crash))
+        return self.close(how.reason, how.error, final_checkpoint=how.final_checkpoint)
+
+    def _at_exit(self) -> None:
+        """A process that ends with the Monitor open (an exception in a loop with no hook for one, as in
+        transformers' Trainer; a script that never closed it) still ends its log with ``run_ended``. Alone: the
+        other ranks may be gone, so no collective waits for them."""
+        self.world = World(self.world.rank, 1, self.world.backend)
+        exc = getattr(sys, "last_value", None)  # the exception that is ending the process, if one is
+        if exc is None:
+            self.close("error", STILL_OPEN, final_checkpoint=False)
+        else:
+            self.close_for(exc)
 
     # -- the step boundary ---------------------------------------------------------------------
     def step(self, loss: Any, *, grad_norm: Any = None, tokens: int | None = None, stage: int = 1,
@@ -250,32 +271,16 @@ class Monitor:
         self.world.barrier()
 
     def _boundary(self) -> None:
-        """Take commands (rank 0), share them and the run state with every rank, apply them; block here while
-        paused (rank 0 waits for a command half a second at a time, so the ranks' collectives keep flowing)."""
-        st, main = self.steering, self.world.main
+        """Commands, shared with every rank and applied (:meth:`Steering.exchange`); block here while paused."""
+        st = self.steering
         while True:
-            cmds: list[C.Command] = []
-            if main:
-                cmds = st.take(0.5 if st.paused and st.stop_reason is None else None)
-                for c in cmds:
-                    st.apply(c)
-                if self.emitter.failed and not st.paused:
-                    st.pause_by("auto: event consumer failed")
-                elif st.paused and self.emitter.failed and self.emitter.retry():
-                    st.resume_by("auto: event consumer recovered")
-            wire, paused, stopped = self.world.share([(type(c).wire, c.args(), c.source) for c in cmds],
-                                                     st.paused, st.stop_reason is not None)
-            if not main:
-                for name, args, source in wire:
-                    st.apply(C.COMMANDS[name](source=source, **args))
-                st.paused = paused
-                st.stop_reason = st.stop_reason or ("stopped" if stopped else None)
+            st.exchange(self.world, self.emitter)
             if st.eval_requested:
                 st.eval_requested = False
                 self._diagnose(evals=True, weights=True)
             if st.checkpoint_requested:
                 st.checkpoint_requested = False
-                if main:
+                if self.world.main:
                     self._checkpoint(pinned=True)
             if not st.paused or st.stop_reason is not None:
                 return

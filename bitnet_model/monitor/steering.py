@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bitnet_model.control import commands as C
 from bitnet_model.errors import ConfigError
@@ -88,6 +89,27 @@ class Steering:
         elif isinstance(cmd, C.EvalNow):
             self.eval_requested = True
             self._intervene(cmd, None, None)
+
+    def exchange(self, world: Any, emitter: Any) -> None:
+        """One round at the step boundary: rank 0 takes what is queued (waiting half a second for it while paused,
+        so the ranks' collectives keep flowing) and applies it, pausing while an event consumer (the log) fails;
+        then every rank gets the same commands and run state (``world.share``) and the others apply them."""
+        cmds: list[C.Command] = []
+        if world.main:
+            cmds = self.take(0.5 if self.paused and self.stop_reason is None else None)
+            for c in cmds:
+                self.apply(c)
+            if emitter.failed and not self.paused:
+                self.pause_by("auto: event consumer failed")
+            elif self.paused and emitter.failed and emitter.retry():
+                self.resume_by("auto: event consumer recovered")
+        wire, paused, stopped = world.share([(type(c).wire, c.args(), c.source) for c in cmds], self.paused,
+                                            self.stop_reason is not None)
+        if not world.main:
+            for name, args, source in wire:
+                self.apply(C.COMMANDS[name](source=source, **args))
+            self.paused = paused
+            self.stop_reason = self.stop_reason or ("stopped" if stopped else None)
 
     def take_stop(self, timeout: float) -> bool:
         """While the run waits on something (a checkpoint to succeed), apply what arrives; True once stopped."""

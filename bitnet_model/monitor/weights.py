@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from bitnet_model.log.events import LayerWeights
+from bitnet_model.nn.quant import weight_quant
 
 BOUNDARY_BAND = 0.05
 """|w|/absmean within this of 0.5 (where round() flips between 0 and +-1) counts as near the boundary."""
@@ -31,21 +32,6 @@ def unwrap(model: Any) -> Any:
         if not isinstance(inner, nn.Module):
             return model
         model = inner
-
-
-def absmean_ternary(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """b1.58's rule: t = round(w / mean|w|) clipped to {-1, 0, 1}, s = mean|w|."""
-    s = w.abs().mean().clamp(min=1e-5)
-    return (w / s).round().clamp(-1, 1), s
-
-
-def short_name(name: str) -> str:
-    """``blocks.3.attn.q`` -> ``3.attn.q``; ``model.layers.0.self_attn.q_proj`` -> ``0.self_attn.q_proj``."""
-    parts = name.split(".")
-    for i, p in enumerate(parts):
-        if p.isdigit():
-            return ".".join(parts[i:])
-    return name
 
 
 def find_ternary_layers(model: Any, layers: Any = None) -> list[tuple[str, nn.Module]]:
@@ -89,7 +75,7 @@ class WeightWatcher:
     """Per-layer ternary statistics, with flip rate measured against the previous snapshot."""
 
     def __init__(self, quantize: Quantize | None = None) -> None:
-        self.quantize = quantize or absmean_ternary
+        self.quantize = quantize or weight_quant
         self._prev: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()

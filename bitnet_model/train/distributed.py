@@ -8,6 +8,7 @@ always destroys it at the end (a gloo worker that exits without doing so can abo
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 
@@ -36,5 +37,6 @@ def joined(device: str | None) -> Iterator[None]:
     try:
         yield
     finally:
+        gc.collect()  # what held gloo work (DDP's reducer in a cycle) goes first: freed after the group, it can abort
         if dist.is_initialized():
             dist.destroy_process_group()

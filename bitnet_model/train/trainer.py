@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from typing import Any
 import torch
 
 from bitnet_model.errors import ConfigError
-from bitnet_model.log.events import Alert, RunEnded
-from bitnet_model.monitor.dist import RankFailed, World, peer_failure
+from bitnet_model.log.events import RunEnded
+from bitnet_model.monitor.dist import RankFailed, World
 from bitnet_model.monitor.monitor import Monitor
 from bitnet_model.nn.device import check_memory, peak_flops, resolve_device, resolve_precision
 from bitnet_model.nn.model import BitNetLM
@@ -162,25 +161,15 @@ class Trainer:
                 mon = self.attach_monitor(None)
             mon.start()
             self._loop(mon)
-            end = mon.close(mon.steering.stop_reason or "finished")
-        except RankFailed as e:
-            self.error = e
-            end = mon.close("rank_failed", str(e), final_checkpoint=False) if mon else \
-                RunEnded(step=0, time=time.time(), reason="rank_failed", error=str(e))
+            end = mon.close_for(None)
         except Exception as e:
             self.error = e
-            msg = f"{type(e).__name__}: {e}"
-            if self.world.active and peer_failure(e) and mon is not None:
-                end = mon.close("rank_failed", f"a rank stopped responding ({msg.splitlines()[0][:300]})",
-                                final_checkpoint=False)
-                self.last_end = end
-                return end
             if mon is not None and mon._started:
-                mon.emit(Alert(step=mon.step_count, time=time.time(), level="error", code="crash",
-                               message="training crashed: " + msg[:500] + "\n" + traceback.format_exc()[-2000:]))
-                end = mon.close("error", msg[:2000], final_checkpoint=False)
-            else:
-                end = RunEnded(step=0, time=time.time(), reason="error", error=msg[:2000])
+                end = mon.close_for(e)
+            else:  # before the log had a header
+                failed = isinstance(e, RankFailed)
+                end = RunEnded(step=0, time=time.time(), reason="rank_failed" if failed else "error",
+                               error=str(e) if failed else f"{type(e).__name__}: {e}"[:2000])
         self.last_end = end
         return end
 

@@ -14,14 +14,14 @@ from bitnet_model.analysis.diagnose import Diagnosis, diagnose
 from bitnet_model.analysis.fold import RunFold
 from bitnet_model.analysis.summary import summarize
 from bitnet_model.errors import UserError
-from bitnet_model.log.paths import checkpoint_dir
+from bitnet_model.log.paths import checkpoint_dir, short_name
 from bitnet_model.log.reader import read_session
 from bitnet_model.log.text import printable
 from bitnet_model.monitor.checkpoints import list_checkpoints
 from bitnet_tui.cli.app import command
 from bitnet_tui.cli.errors import fail, warn
 from bitnet_tui.cli.options import JsonOption, SessionsDirOption, resolve_sessions
-from bitnet_tui.cli.render import cell, console, emit_json, short_name
+from bitnet_tui.cli.render import cell, console, emit_json
 
 
 def diagnose_path(path: Path) -> tuple[Diagnosis, object]:

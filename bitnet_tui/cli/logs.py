@@ -17,7 +17,7 @@ from rich.text import Text
 from bitnet_model.analysis.compare import compare
 from bitnet_model.analysis.summary import Summary, read_summary
 from bitnet_model.log.errors import SessionError
-from bitnet_model.log.paths import list_sessions, resolve_session, sessions_dir
+from bitnet_model.log.paths import list_sessions, resolve_session, sessions_dir, short_name
 from bitnet_model.log.text import fmt_value, printable
 from bitnet_tui.cli.app import command
 from bitnet_tui.cli.errors import fail, warn
@@ -30,7 +30,6 @@ from bitnet_tui.cli.render import (
     console,
     emit_json,
     key_cells,
-    short_name,
     status,
     step_text,
     when,
@@ -198,9 +197,7 @@ def compare_cmd(
 ) -> None:
     """Side by side: what differs between the runs, and what their decoding did (the report's Phase 4 table)."""
     paths = resolve_sessions(session, sessions_dir_opt)
-    if len(paths) == 1:  # one session: its error is the command's
-        read_summary(paths[0])
-    good, bad = load(paths)
+    good, bad = ([read_summary(paths[0])], []) if len(paths) == 1 else load(paths)  # one: its error is the command's
     for _, reason in bad:
         warn(reason)
     for s in good:

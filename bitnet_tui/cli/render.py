@@ -19,7 +19,7 @@ from rich.text import Text
 
 from bitnet_model.analysis.compare import CompareTable, short_key
 from bitnet_model.analysis.summary import Summary
-from bitnet_model.log.paths import SUFFIX
+from bitnet_model.log.paths import short_name
 from bitnet_model.log.text import fmt_value, printable
 
 STATUS_STYLE = {"finished": "green", "running": "cyan", "crashed": "red", "unreadable": "red"}
@@ -68,13 +68,6 @@ def when(t: float | None) -> str:
         return datetime.fromtimestamp(t).strftime("%m-%d %H:%M") if t is not None else "?"
     except (OverflowError, OSError, ValueError):
         return "?"
-
-
-def short_name(name: str) -> str:
-    """``2026-11-24T10-31-05_h256_lr1.5e-3`` -> ``h256_lr1.5e-3`` (the start time has its own column)."""
-    base = name.removesuffix(SUFFIX)
-    head, sep, rest = base.partition("_")
-    return rest if sep and len(head) == 19 and head[4] == "-" and head[10] == "T" else base
 
 
 def key_cells(k: dict[str, Any]) -> dict[str, Any]:

@@ -77,22 +77,25 @@ def run(
     if launched():  # one rank of a torchrun / --nproc job: join the group, and leave it on the way out
         from bitnet_model.train.distributed import joined
 
-        with joined(knobs.get("device")):
-            _train(knobs, headless=True, sessions_dir=sessions_dir, resume=resume, from_=from_, control=control,
-                   session_file=session_file, opts=opts)
-        return
-    _train(knobs, headless=headless, sessions_dir=sessions_dir, resume=resume, from_=from_, control=control,
-           session_file=session_file, opts=opts, detach=detach)
+        with joined(knobs.get("device")):  # the run (its model, DDP's reducer) is gone before the group is
+            ended = _train(knobs, headless=True, sessions_dir=sessions_dir, resume=resume, from_=from_,
+                           control=control, session_file=session_file, opts=opts)
+    else:
+        ended = _train(knobs, headless=headless, sessions_dir=sessions_dir, resume=resume, from_=from_,
+                       control=control, session_file=session_file, opts=opts, detach=detach)
+    if ended is not None:
+        _finish(*ended)
 
 
 def _train(knobs: dict[str, Any], *, headless: bool, sessions_dir: str | None, resume: str | None,
            from_: str | None, control: bool, session_file: str | None, opts: dict[str, Any],
-           detach: bool = False) -> None:
+           detach: bool = False) -> tuple[Any, Any, bool] | None:
+    """Train in front of the user; return how it ended, where its log is, and whether this rank stays quiet."""
     if detach:
         from bitnet_tui.cli.detach import detach_run
 
         detach_run(knobs, sessions=sessions_dir, resume=resume, fork=from_, **opts)
-        return
+        return None
     plan = plan_run(knobs, sessions=sessions_dir, resume=resume, fork=from_)
     tty = sys.stdout.isatty() and sys.stdin.isatty()
     if not headless and not tty:
@@ -107,8 +110,7 @@ def _train(knobs: dict[str, Any], *, headless: bool, sessions_dir: str | None, r
         note(n)
     if live.session_path is not None and main:
         typer.echo(f"session: {live.session_path}", err=True)
-    end = _watch(live, headless=headless, control=control)
-    _finish(end, live.session_path, quiet=not main)
+    return _watch(live, headless=headless, control=control), live.session_path, not main
 
 
 def _watch(live: Any, *, headless: bool, control: bool) -> Any:

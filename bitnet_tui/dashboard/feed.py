@@ -31,12 +31,12 @@ class Feed(RunFold):
         super().__init__()
         self.capacity = capacity
         c = capacity
-        self.train_loss, self.val_loss, self.unique, self.unique_share = Series(c), Series(c), Series(c), Series(c)
+        self.train_loss, self.val_loss = Series(c), Series(c)
         self.lr_series, self.wd_series, self.grad_norm_series = Series(c), Series(c), Series(c)
-        self.zero_mean, self.flip_mean, self.scale_mean = Series(c), Series(c), Series(c)
+        self.flip_mean = Series(c)
+        """Per snapshot: the flip rate averaged over the ternary layers (the overlay's flip panel)."""
         self.norm_gain, self.embed_norm = Series(c), Series(c)
         """Per snapshot: mean |gain| of the norm layers, RMS of the token embedding."""
-        self.report_unique = Series(c)
         self.metrics: dict[str, Series] = {}
         """User metrics (``Monitor.step(**metrics)`` and eval extras), by name."""
         self.layers = LayerHistory()
@@ -77,11 +77,6 @@ class Feed(RunFold):
                 v["metrics"] += 1
         elif isinstance(e, EvalDone):
             self.val_loss.append(e.step, e.val_loss)
-            self.unique.append(e.step, float(e.unique_tokens))
-            if e.generated_tokens:
-                self.unique_share.append(e.step, e.unique_tokens / e.generated_tokens)
-            if e.report_unique is not None:
-                self.report_unique.append(e.step, float(e.report_unique))
             for k, val in e.extra.items():
                 self._metric(k).append(e.step, val)
             self._touch("header", "loss", "unique", "samples", *(("metrics",) if e.extra else ()))
@@ -100,12 +95,9 @@ class Feed(RunFold):
     def _weights(self, e: WeightsSnapshot) -> None:
         layers = e.layers
         if layers:
-            for series, vals in ((self.zero_mean, [lw.zero for lw in layers]),
-                                 (self.flip_mean, [lw.flip_rate for lw in layers]),
-                                 (self.scale_mean, [lw.scale for lw in layers])):
-                ok = [x for x in vals if math.isfinite(x)]
-                if ok:
-                    series.append(e.step, sum(ok) / len(ok))
+            ok = [x for x in (lw.flip_rate for lw in layers) if math.isfinite(x)]
+            if ok:
+                self.flip_mean.append(e.step, sum(ok) / len(ok))
             self.layers.add(e)
         self.norm_gain.append(e.step, e.norm_gain)
         self.embed_norm.append(e.step, e.embed_norm)

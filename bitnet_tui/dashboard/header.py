@@ -10,8 +10,8 @@ import math
 
 from rich.text import Text
 
-from bitnet_model.log.events import Intervention
-from bitnet_model.log.text import fmt_duration, fmt_num, fmt_value, printable
+from bitnet_model.log.paths import short_name
+from bitnet_model.log.text import fmt_duration, fmt_num, printable
 from bitnet_tui.dashboard.feed import Feed
 
 STATE_LABELS = {
@@ -40,12 +40,6 @@ ESSENTIAL = 10
 """Segments of this priority are never dropped: the mode, the detector state, PAUSED, the run's name, the step."""
 
 
-def short_run_name(name: str) -> str:
-    """``2026-11-24T10-31-05_h256_lr1.5e-3`` -> ``h256_lr1.5e-3`` (for narrow terminals)."""
-    head, sep, rest = name.partition("_")
-    return rest if sep and len(head) == 19 and head[4] == "-" and head[10] == "T" else name
-
-
 def fit(segments: list[Segment], width: int, sep: str = "  ") -> Text:
     """Join ``segments`` with ``sep``, dropping the lowest-priority ones until the line fits ``width`` (the
     essential ones stay; the line is then cut at the end)."""
@@ -65,18 +59,6 @@ def fit(segments: list[Segment], width: int, sep: str = "  ") -> Text:
     if width > 0:
         out.truncate(width, overflow="ellipsis")
     return out
-
-
-def intervention_short(ev: Intervention) -> str:
-    """``set_lr 1.1e-3 → 4.91e-4``: the new value in the project's number format, never ``- → -``."""
-    action = printable(ev.action, 40)
-    if (ev.old, ev.new) == (None, None) or (ev.old in ("", "-") and ev.new in ("", "-")):
-        return action
-
-    def v(x: object) -> str:
-        return fmt_value(x) if isinstance(x, float) else ("—" if x is None else printable(x, 40))
-
-    return f"{action} {v(ev.old)} → {v(ev.new)}"
 
 
 def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int = 0) -> Text:
@@ -100,10 +82,10 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
         one.append((Text(f"run ended: {printable(feed.ended.reason, 40)}",
                          style="bold red" if feed.ended.reason == "error" else "bold"), 7))
     line1 = fit(one, w)
-    if width and line1.cell_len >= width and name != short_run_name(name):
-        one = [(Text(short_run_name(name), style="bold"), ESSENTIAL) if s[0].plain == name else s for s in one]
+    if width and line1.cell_len >= width and name != short_name(name):
+        one = [(Text(short_name(name), style="bold"), ESSENTIAL) if s[0].plain == name else s for s in one]
         if parent is not None:
-            one = [(Text(f"{parent[0]} from {short_run_name(parent[1])}@{parent[2]}", style="dim"), 4)
+            one = [(Text(f"{parent[0]} from {short_name(parent[1])}@{parent[2]}", style="dim"), 4)
                    if s[1] == 4 else s for s in one]
         line1 = fit(one, w)
 
@@ -135,10 +117,9 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
         t.append(a.short or a.text, style=LEVEL_STYLES.get(a.level, ""))
         three.append((t, 9))
     if i is not None:
-        ev = next((e for e in reversed(feed.marked) if isinstance(e, Intervention)), None)
         t = Text("⚙ ", style="bold")
         t.append(f"@{i.step} ", style="dim")
-        t.append(intervention_short(ev) if ev is not None else (i.short or i.text))
+        t.append(i.short or i.text)
         three.append((t, 8))
     line3 = Text(" ") + fit(three, w - 1, sep="   ")
     return Text("\n").join([line1, line2, line3])

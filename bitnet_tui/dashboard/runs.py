@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bitnet_model.log.errors import SessionError
+from bitnet_model.log.paths import short_name
 from bitnet_model.log.reader import read_session
 from bitnet_model.log.text import fmt_num, printable
 from bitnet_tui.dashboard.axes import Axes, View
 from bitnet_tui.dashboard.feed import Feed
-from bitnet_tui.dashboard.header import short_run_name
 from bitnet_tui.dashboard.series import Series, ema
 
 COLORS = ("blue", "red", "green", "magenta", "cyan", "yellow", "orange", "white")
@@ -56,7 +56,7 @@ def load_runs(paths: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
         parent = feed.parent
         runs.append(Run(feed.run_name, feed.run_name, feed, COLORS[len(runs) % len(COLORS)],
                         parent[1] if parent else None, parent[2] if parent else None, Path(p)))
-    short = [short_run_name(r.name) for r in runs]
+    short = [short_name(r.name) for r in runs]
     if len(set(short)) == len(short):
         for r, s in zip(runs, short):
             r.label = s
@@ -69,7 +69,7 @@ def _by_name(runs: Sequence[Run]) -> dict[str, Run]:
 
 def label_of(name: str, runs: Sequence[Run]) -> str:
     r = _by_name(runs).get(name)
-    return r.label if r is not None else printable(short_run_name(name), 80)
+    return r.label if r is not None else printable(short_name(name), 80)
 
 
 def lineage(run: Run, runs: Sequence[Run]) -> str:

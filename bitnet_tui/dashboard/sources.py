@@ -162,7 +162,8 @@ class LiveSource(Source):
         self.run = run
         self.buffer = EventBuffer()
         run.subscribe(self.buffer)
-        self.feed = Feed()
+        parent, self.feed = self.feed, Feed()
+        self.feed.history = parent  # the run it forks from, already folded (the plots clip it at the fork)
         self.work = run.run
 
 
@@ -171,11 +172,9 @@ class ReplaySource(Source):
 
     mode = "replay"
 
-    def __init__(self, events: Sequence[Event], *, speed: float = 1.0, start_at: int | str | None = None,
-                 warnings: Sequence[str] = ()) -> None:
+    def __init__(self, events: Sequence[Event], *, speed: float = 1.0, start_at: int | str | None = None) -> None:
         super().__init__()
         self.player = Player(events, speed=speed)
-        self.warnings = list(warnings)
         if start_at == "end":
             self.player.to_end()
             self.player.playing = False

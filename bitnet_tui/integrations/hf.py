@@ -68,7 +68,8 @@ class MonitorCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
                        **kwargs: Any) -> None:
         if self.monitor is not None:  # a no-op when the last train() ended normally (the Trainer has no exception
-            # hook: an exception in train(), or auto_find_batch_size restarting the loop, leaves the log open)
+            # hook: after an exception in train(), or auto_find_batch_size restarting the loop, the log is still
+            # open; the Monitor ends it here, or at exit with the exception that ended the process)
             self.monitor.close("error", "the Trainer's loop ended without on_train_end", final_checkpoint=False)
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer holds the real one
         device = next(iter(model.parameters())).device

@@ -111,12 +111,8 @@ class MonitorCallback(pl.Callback):
             self.monitor.close(self.monitor.steering.stop_reason or "finished")
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if self.monitor is None:
-            return
-        if isinstance(exception, KeyboardInterrupt):
-            self.monitor.close("interrupted")
-        else:
-            self.monitor.close("error", f"{type(exception).__name__}: {exception}"[:2000], final_checkpoint=False)
+        if self.monitor is not None:
+            self.monitor.close_for(exception)
 
 
 def _estimated(trainer: pl.Trainer) -> int | None:

@@ -98,7 +98,7 @@ def test_summary_numbers_and_timeline(tmp_path):
     assert (s.last_step, s.last_unique, s.detector_state, s.status) == (70, 2, "collapsed", "finished")
     assert s.key_config["lr"] == 1.5e-3 and s.key_config["hidden"] == 256 and s.key_config["optimizer"] == "adamw"
     texts = [t.text for t in s.timeline]
-    assert "set_lr 0.0015 → 0.0005 (by dashboard)" in texts
+    assert "set_lr 1.5e-3 → 5e-4 (by dashboard)" in texts
     assert texts[-1] == "run ended: finished"
     assert len(s.weights) == 28 and s.weights[0].name == "blocks.0.q"
     json.dumps(s.to_json(), allow_nan=False)

@@ -6,6 +6,7 @@ control socket; every rank applies the commands. Prints each rank's final LR.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import torch
@@ -35,9 +36,8 @@ class TinyLM(nn.Module):
         return self.out(F.relu(self.mix(self.emb(ids))))
 
 
-def main() -> None:
-    dist.init_process_group("gloo")
-    rank = dist.get_rank()
+def train(rank: int) -> float:
+    """The user's loop; returns the LR its last step used."""
     torch.manual_seed(0)
     model = DistributedDataParallel(TinyLM())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -54,8 +54,15 @@ def main() -> None:
             mon.step(loss)
             if mon.should_stop:
                 break
-    print(f"final lr rank {rank}: {mon.lr.lr_now():g}", flush=True)
-    del model, opt  # DDP's reducer holds gloo work; let it go while the group is alive, then tear down together
+    return mon.lr.lr_now()
+
+
+def main() -> None:
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    lr = train(rank)  # the model, DDP's reducer (which holds gloo work) and the Monitor are gone once it returns
+    print(f"final lr rank {rank}: {lr:g}", flush=True)
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
 

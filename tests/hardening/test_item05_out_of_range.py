@@ -94,9 +94,8 @@ def _expected(value) -> tuple[int, int]:
 
 def _finite_series(feed) -> list[str]:
     """Names of plotted series holding a value no real run produces (non-finite, or beyond 1e30)."""
-    series = {name: getattr(feed, name) for name in ("train_loss", "val_loss", "unique", "unique_share", "lr_series",
-                                                     "wd_series", "grad_norm_series", "zero_mean", "flip_mean",
-                                                     "scale_mean", "norm_gain", "embed_norm", "report_unique")}
+    series = {name: getattr(feed, name) for name in ("train_loss", "val_loss", "lr_series", "wd_series",
+                                                     "grad_norm_series", "flip_mean", "norm_gain", "embed_norm")}
     series.update({f"metric {k}": v for k, v in feed.metrics.items()})
     bad = []
     for name, s in series.items():
@@ -104,6 +103,10 @@ def _finite_series(feed) -> list[str]:
             if not math.isfinite(y) or abs(y) > 1e30:
                 bad.append(name)
                 break
+    for field in ("unique_tokens", "report_unique"):  # the unique-tokens panel plots the evals themselves
+        ys = [getattr(e, field) for e in feed.evals if getattr(e, field) is not None]
+        if any(not math.isfinite(y) or abs(y) > 1e30 for y in ys):
+            bad.append(f"eval {field}")
     return bad
 
 

@@ -208,3 +208,33 @@ def test_diagnostics_leave_modes_gradients_and_the_rng_as_the_loop_sees_them(tmp
     watched, plain = run(True), run(False)
     assert watched[0] == plain[0]  # bit for bit: the same losses ...
     assert all(torch.equal(watched[1][k], plain[1][k]) for k in plain[1])  # ... and the same weights
+
+
+CRASHING_LOOP = """
+import sys
+from pathlib import Path
+from tests.integrations.helpers import model_and_monitor, train_step
+model, opt, mon = model_and_monitor(Path(sys.argv[1]), 3e-3, run_name="crash", eval_every=1000)
+mon.start()  # no `with`, as in a loop whose framework has no exception hook (transformers' Trainer)
+for step in range(1, 6):
+    mon.step(train_step(model, opt, step))
+    opt.zero_grad()
+    if step == 4 and sys.argv[2] == "raise":
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+"""
+
+
+@pytest.mark.parametrize("how", ["raise", "forget"])
+def test_a_process_that_ends_with_the_monitor_open_still_ends_its_log(tmp_path, how):
+    proc = subprocess.run([sys.executable, "-c", CRASHING_LOOP, str(tmp_path), how], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == (1 if how == "raise" else 0), proc.stderr
+    (log,) = (tmp_path / "sessions").glob("*.jsonl")
+    (end,) = by_kind(log)["run_ended"]
+    assert end.reason == "error" and end.step == (4 if how == "raise" else 5)
+    if how == "raise":
+        assert end.error == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    else:
+        assert "Monitor still open" in end.error
+    s = json.loads(cli("summary", str(log), "--json").stdout)
+    assert s["end_reason"] == "error"

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from bitnet_model.data.corpus import CORPUS_NAME, DataError, default_corpus
-from bitnet_model.data.dataset import forget_loaded, load_data, unigram_entropy
+from bitnet_model.data.dataset import forget_loaded, load_data
+from bitnet_model.monitor.diagnostics import unigram_stats
 from bitnet_model.train.config import DataConfig
 
 VOCAB = 300
@@ -73,7 +74,7 @@ def test_default_data_shapes_and_identity(default_data):
     assert d.train.dtype == torch.int64 and d.val.dtype == torch.int64
     assert d.train.dim() == 1 and d.train.numel() > 10 * d.val.numel() > 0
     assert int(d.train.max()) < d.vocab_size and int(d.val.max()) < d.vocab_size
-    assert 0 < d.unigram_entropy < d.ln_vocab == pytest.approx(math.log(VOCAB))
+    assert 0 < unigram_stats(d.unigram_counts(VOCAB))[0] < d.ln_vocab == pytest.approx(math.log(VOCAB))
     assert d.corpus_info["name"] == CORPUS_NAME
 
 
@@ -267,12 +268,12 @@ def test_eval_prompts_deterministic_and_held_out(default_data):
 
 
 def test_unigram_entropy_matches_numpy():
-    stream = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3], dtype=np.int64)
-    counts = np.array([1, 2, 3, 4], dtype=np.float64)
-    p = counts / counts.sum()
+    counts = np.array([1, 2, 3, 4, 0, 0], dtype=np.float64)
+    p = counts[:4] / counts.sum()
     expected = float(-(p * np.log(p)).sum())
-    assert unigram_entropy(stream, 10) == pytest.approx(expected)
-    assert unigram_entropy(torch.from_numpy(stream), 10) == pytest.approx(expected)
-    assert unigram_entropy(np.zeros(5, dtype=np.int64), 10) == 0.0
-    assert unigram_entropy(np.arange(8), 8) == pytest.approx(math.log(8))
+    h, log_p = unigram_stats(torch.tensor(counts))
+    assert h == pytest.approx(expected)
+    assert float(log_p.exp().sum()) == pytest.approx(1.0, abs=1e-5) and bool((log_p[4:] > -math.inf).all())
+    assert unigram_stats(torch.tensor([5, 0, 0]))[0] == 0.0
+    assert unigram_stats(torch.ones(8))[0] == pytest.approx(math.log(8))
 
