@@ -16,8 +16,8 @@ from typing import Any
 from bitnet_model.analysis import verdict as V
 from bitnet_model.analysis.fold import RunFold
 from bitnet_model.analysis.summary import Summary
-from bitnet_model.log.events import jsonable
-from bitnet_model.log.text import fmt_num, fmt_value
+from bitnet_model.log.events import FAILED_ENDS, jsonable
+from bitnet_model.log.text import fmt_num, fmt_value, printable
 
 DISEASES = {
     V.NO_EVALS: "no evals yet", V.DIVERGED: "diverged", V.NEVER_LEARNED: "never learned",
@@ -56,14 +56,20 @@ class Diagnosis:
     """Whether the run ended in trouble (then ``causes`` are hypotheses for it; else settings worth knowing)."""
     decayed: float | None = None
     """In trouble with the decay alert raised: how many times the mean ternary scale fell from its peak."""
+    failed: str = ""
+    """How the run failed, when it did (``error at step 37: RuntimeError: ...``): the log's ``run_ended``."""
 
     def headline(self, short: bool = False) -> str:
-        """The disease, with the weights' decay where it goes with it."""
-        if self.decayed is None:
-            return self.disease
+        """The disease, with the weights' decay where it goes with it; a failed run's end first."""
+        state = self.disease
+        if self.decayed is not None:
+            state = f"{state}; scale ÷{self.decayed:.0f}" if short else \
+                f"{state}, with the weights decaying (mean ternary scale ÷{self.decayed:.1f} from its peak)"
+        if not self.failed:
+            return state
         if short:
-            return f"{self.disease}; scale ÷{self.decayed:.0f}"
-        return f"{self.disease}, with the weights decaying (mean ternary scale ÷{self.decayed:.1f} from its peak)"
+            return f"{self.failed.split(':')[0]}; {state}"
+        return f"the run failed ({self.failed}); until then: {state}"
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -87,6 +93,10 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
     d.trouble = s.verdict in TROUBLE or any(state == "unlearning" for state, _, _ in ep)
     if d.trouble and s.verdict != V.UNLEARNED and fall >= 4 and any(i.code == "decay" for i in fold.timeline):
         d.decayed = fall
+    end = fold.ended
+    if end is not None and end.reason in FAILED_ENDS and s.verdict != V.DIVERGED:  # diverged says it already
+        d.failed = f"{printable(end.reason, 40)} at step {end.step}" + (f": {printable(end.error, 300)}"
+                                                                         if end.error else "")
     d.tries = _tries(s, d, checkpoints)
     return d
 
@@ -107,9 +117,13 @@ def episodes(fold: RunFold) -> list[tuple[str, int, int | None]]:
 
 
 def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
-    out = [("held-out loss now", fmt_value(s.last_val_loss)),
-           ("ln(vocab) / unigram entropy", f"{fmt_value(s.ln_vocab)} / {fmt_value(s.unigram_entropy)}"),
-           ("lowest held-out loss", "—" if s.min_loss is None else f"{s.min_loss:.3f} at step {s.min_loss_step}")]
+    if s.min_loss is None and s.evals:
+        out = [("held-out loss", "none measured: the state is read from the greedy samples alone (a Monitor "
+                                 "measures it when given val_batches)")]
+    else:
+        out = [("held-out loss now", fmt_value(s.last_val_loss)),
+               ("lowest held-out loss", "—" if s.min_loss is None else f"{s.min_loss:.3f} at step {s.min_loss_step}")]
+    out.insert(1, ("ln(vocab) / unigram entropy", f"{fmt_value(s.ln_vocab)} / {fmt_value(s.unigram_entropy)}"))
     if s.last_unique is not None:
         out.append(("unique tokens (greedy)", f"{s.last_unique}/{s.generated} (lowest {s.min_unique} at step "
                                               f"{s.min_unique_step})"))

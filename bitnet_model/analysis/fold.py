@@ -14,6 +14,7 @@ from pathlib import PurePath
 from typing import Any
 
 from bitnet_model.log.events import (
+    FAILED_ENDS,
     Alert,
     CheckpointSaved,
     EvalDone,
@@ -61,7 +62,8 @@ class TimelineItem:
 def timeline_item(ev: Event) -> TimelineItem | None:
     """How an alert, intervention, checkpoint or end of run reads in a timeline."""
     if isinstance(ev, Alert):
-        text = short = printable(ev.message, 300)
+        first, *more = str(ev.message).split("\n")  # a crash's traceback stays in the log (and --json)
+        text = short = printable(first, 300) + (f" (+{len(more)} lines in the log)" if more else "")
         if ev.code == "detector" and ev.state_from and ev.state_from == ev.state_to:  # a state that lasts
             short = text.split(":")[0]
         elif ev.code == "detector" and (ev.state_from or ev.state_to):
@@ -83,8 +85,7 @@ def timeline_item(ev: Event) -> TimelineItem | None:
         return TimelineItem(ev.step, ev.time, "checkpoint", "info", text, "checkpoint")
     if isinstance(ev, RunEnded):
         text = f"run ended: {printable(ev.reason, 40)}" + (f": {printable(ev.error, 300)}" if ev.error else "")
-        level = "info" if ev.reason in ("finished", "stopped", "interrupted", "terminated", "hangup", "rewound") \
-            else "error"
+        level = "error" if ev.reason in FAILED_ENDS else "info"
         return TimelineItem(ev.step, ev.time, "end", level, text, text[:80])
     return None
 

@@ -218,6 +218,10 @@ class RunEnded(Event):
     error: str = ""
 
 
+FAILED_ENDS = frozenset({"nonfinite", "error", "rank_failed"})
+"""The end reasons of a run that failed (a run that ends so exits 1)."""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     c.kind: c for c in (RunStarted, StepDone, EvalDone, WeightsSnapshot, Alert, Intervention, CheckpointSaved, RunEnded)
 }

@@ -40,7 +40,7 @@ def print_diagnosis(d: Diagnosis) -> None:
     con = console()
     head = Text()
     head.append(printable(d.name), style="bold")
-    head.append(f"  {d.headline()}", style="bold red" if d.trouble else "bold green")
+    head.append(f"  {d.headline()}", style="bold red" if d.trouble or d.failed else "bold green")
     if d.began is not None:
         head.append(f"  (since step {d.began})")
     con.print(head)
@@ -52,6 +52,7 @@ def print_diagnosis(d: Diagnosis) -> None:
     con.print(grid)
     if d.causes:
         con.print(Text("likely causes, most supported first (hypotheses with their evidence):" if d.trouble else
+                       "worth knowing (settings that usually matter):" if d.failed else
                        "worth knowing (the run ended well; settings that usually matter):", style="bold"))
         for i, c in enumerate(d.causes, 1):
             con.print(Text(f" {i}. {printable(c.title, 200)}: {printable(c.evidence, 600)}"))

@@ -72,7 +72,7 @@ def sessions(sessions_dir_opt: SessionsDirOption = None, wide: WideOption = Fals
         k = key_cells(s.key_config)
         cells = [Text(when(s.started)), cell(s.name if wide else short_name(s.name)),
                  Text(f"{s.last_step}/{s.total_steps or '?'}"), cell(s.last_loss), cell(s.verdict),
-                 status(s) if wide else Text(s.status, style=STATUS_STYLE.get(s.status, ""))]
+                 status(s, short=not wide)]
         if wide:
             cells[3:3] = [cell(k[key]) for key in ("hidden", "lr", "optimizer", "schedule", "ls", "clip", "quant")]
             cells.insert(-2, at(s.min_unique, s.min_unique_step))

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from bitnet_model.analysis.compare import CompareTable, short_key
 from bitnet_model.analysis.summary import Summary
+from bitnet_model.log.events import FAILED_ENDS
 from bitnet_model.log.paths import short_name
 from bitnet_model.log.text import fmt_value, printable
 
@@ -47,9 +48,12 @@ def header_cell(text: Any) -> Text:
     return Text(printable(text, 60))
 
 
-def status(s: Summary | Any) -> Text:
+def status(s: Summary | Any, short: bool = False) -> Text:
+    """``finished (stopped)``; ``short``: one word, the end reason where the run failed (``error``)."""
     reason = getattr(s, "end_reason", None)
-    label = s.status if reason in (None, "finished") else f"{s.status} ({reason})"
+    if reason in FAILED_ENDS:
+        return Text(printable(reason if short else f"{s.status} ({reason})", 60), style="red")
+    label = s.status if short or reason in (None, "finished") else f"{s.status} ({reason})"
     return Text(printable(label, 60), style=STATUS_STYLE.get(s.status, ""))
 
 

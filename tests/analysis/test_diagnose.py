@@ -10,6 +10,7 @@ from bitnet_model.analysis.diagnose import diagnose, same_run_with
 from bitnet_model.analysis.fold import RunFold
 from bitnet_model.analysis.scripted import scripted_run
 from bitnet_model.analysis.summary import summarize
+from bitnet_model.log.events import EvalDone, RunEnded
 from bitnet_model.log.reader import read_session
 from bitnet_model.log.writer import SessionWriter
 
@@ -87,3 +88,32 @@ def test_a_healthy_run_gets_an_a_b_suggestion_not_a_rescue_from_a_decline(tmp_pa
     assert all("decline" not in what for what, _ in d.tries), d.tries
     assert d.tries[0][0] == "to see whether it matters, run it again with decay on 2-D weights only"
     assert d.tries[0][1].endswith("--optimizer adam --lr 0.0015 --no-decay-all")
+
+
+def test_a_run_that_crashed_says_so_first_and_never_that_it_ended_well(tmp_path):
+    """A healthy-looking run (losses below the unigram entropy, diverse samples) whose loop raised: the verdict
+    leads with the failure the log recorded, then what the model was doing until then."""
+    events = scripted_run([198, 40, 30, 35, 38], val_losses=[8.3, 6.0, 5.2, 4.9, 4.8], ln_vocab=math.log(4096),
+                          unigram_entropy=6.5, end=None)
+    last = events[-1].step
+    events.append(RunEnded(step=last, time=events[-1].time + 1, reason="error",
+                           error="RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"))
+    d = diagnosed(tmp_path / "2026-01-01T00-00-00_h256_lr1.5e-3.jsonl", events)
+    assert d.disease == "healthy" and not d.trouble
+    assert d.failed == f"error at step {last}: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert d.headline().startswith(f"the run failed (error at step {last}: RuntimeError: CUDA out of memory")
+    assert d.headline().endswith("until then: healthy")
+    assert d.headline(short=True) == f"error at step {last}; healthy"
+    assert d.to_json()["failed"] == d.failed
+    ok = diagnosed(tmp_path / "2026-01-01T00-00-01_h256_lr1.5e-3.jsonl", events[:-1] + [
+        RunEnded(step=last, time=events[-1].time + 1, reason="stopped")])
+    assert not ok.failed and ok.headline() == "healthy"
+
+
+def test_without_a_held_out_loss_the_figures_say_the_state_rests_on_the_samples_alone(tmp_path):
+    events = [dataclasses.replace(e, val_loss=None) if isinstance(e, EvalDone) else e  # a loop with no val_batches
+              for e in scripted_run([198, 40, 30])]
+    d = diagnosed(tmp_path / "2026-01-01T00-00-00_h64_lr1e-3.jsonl", events)
+    figures = dict(d.figures)
+    assert figures["held-out loss"].startswith("none measured: the state is read from the greedy samples alone")
+    assert "held-out loss now" not in figures

@@ -92,6 +92,15 @@ def test_sessions_table(sdir):
     assert len(listed["unreadable"]) == 1
 
 
+def test_a_run_that_failed_reads_failed_in_the_sessions_list_not_finished(sdir):
+    crashed = scripted_run(BACK, val_losses=BACK_LOSS, eval_every=10, end="error")
+    write(sdir / "2026-01-03T00-00-00_h256_lr1e-3.jsonl", crashed)
+    lines = runner.invoke(app, ["sessions", "--sessions-dir", str(sdir)]).stdout.splitlines()
+    assert lines[-1].split()[-1] == "error" and lines[-2].split()[-1] == "finished"
+    wide = runner.invoke(app, ["sessions", "--wide", "--sessions-dir", str(sdir)]).stdout
+    assert "finished (error)" in wide
+
+
 def test_sessions_env_and_missing_dir(sdir, tmp_path, monkeypatch):
     monkeypatch.setenv("BITNET_TUI_SESSIONS", str(sdir))
     r = runner.invoke(app, ["sessions"])
