@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -15,6 +17,7 @@ pytest.importorskip("accelerate")
 import torch  # noqa: E402
 
 from bitnet_tui.integrations.hf import MonitorCallback  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
 from tests.integrations.helpers import bitify, by_kind, lr_recorder, send_at  # noqa: E402
 
 VOCAB, SEQ = 300, 24
@@ -140,3 +143,35 @@ def test_a_non_finite_loss_the_trainer_filters_out_of_its_log_still_reaches_the_
     assert [math.isfinite(s.loss) for s in ev["step"]] == [True, True, False]
     (alert,) = [a for a in ev["alert"] if a.code == "nonfinite"]
     assert alert.step == 3 and (ev["run_ended"][0].reason, ev["run_ended"][0].step) == ("nonfinite", 3)
+
+
+CRASH = """
+import sys
+import transformers
+from bitnet_tui.integrations.hf import MonitorCallback
+from tests.integrations.test_hf import Tokens, tiny_llama
+
+class Boom(transformers.TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == 3:
+            raise RuntimeError("CUDA error: device-side assert triggered")
+
+cb = MonitorCallback(prompts=[[1, 2, 3, 4]], decode=str, sessions_dir=sys.argv[1], run_name="hf-crash",
+                     eval_every=100, gen_tokens=4)
+targs = transformers.TrainingArguments(output_dir=sys.argv[1] + "/out", max_steps=10, per_device_train_batch_size=4,
+                                       save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)
+transformers.Trainer(model=tiny_llama(), args=targs, train_dataset=Tokens(64, 0), callbacks=[cb, Boom()]).train()
+"""
+
+
+def test_an_exception_inside_train_still_ends_the_log_with_it(tmp_path):
+    """The Trainer has no exception hook for callbacks: the Monitor ends the log when the process exits."""
+    proc = subprocess.run([sys.executable, "-c", CRASH, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 1 and "device-side assert triggered" in proc.stderr
+    (log,) = tmp_path.glob("*.jsonl")
+    ev = by_kind(log)
+    assert [s.step for s in ev["step"]] == [1, 2]  # step 3 raised before the Trainer logged it
+    (end,) = ev["run_ended"]
+    assert (end.reason, end.step, end.error) == ("error", 2, "RuntimeError: CUDA error: device-side assert triggered")
+    assert [a.code for a in ev["alert"]][-1] == "crash"
