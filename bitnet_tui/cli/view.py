@@ -27,18 +27,30 @@ def parse_speed(raw: str) -> float:
 
 @command("replay")
 def replay(
-    session: SessionArg,
+    session: Annotated[list[str], typer.Argument(help="A session log (a path, a name, a unique prefix, or 'latest'); "
+                                                     "several: side by side, as `compare --plot` shows them.",
+                                                show_default=False)],
     speed: Annotated[
         str, typer.Option(help="Playback speed relative to the logged times: 1, 10, 100, any positive number, or max.")
     ] = "1",
     sessions_dir_: SessionsDirOption = None,
     at_end: Annotated[bool, typer.Option("--end", help="Open at the end of the log, paused.")] = False,
 ) -> None:
-    """Play a session log back in the dashboard: speed, pause, seek, next/previous alert or intervention."""
+    """Play a session log back in the dashboard: speed, pause, seek, next/previous alert or intervention.
+    Several sessions: their loss, unique tokens, flip rate and LR overlaid, one colour a run."""
     factor = parse_speed(speed)
+    if len(session) > 1:
+        from bitnet_tui.cli.errors import note
+        from bitnet_tui.cli.options import resolve_sessions
+        from bitnet_tui.cli.plot import show_overlay
+
+        if speed != "1" or at_end:
+            note("several sessions are shown whole, side by side; --speed and --end apply to one")
+        show_overlay(resolve_sessions(session, sessions_dir_))
+        return
     from bitnet_tui.dashboard.app import make_app
 
-    path = resolve_session(session, sessions_dir(sessions_dir_))
+    path = resolve_session(session[0], sessions_dir(sessions_dir_))
     make_app("replay", session_path=path, speed=factor, start_at="end" if at_end else None).run()
 
 

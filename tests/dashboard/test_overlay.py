@@ -59,8 +59,9 @@ async def test_the_overlay_app_switches_panels_and_log_scale(logs):
     assert app.return_code == 0
 
 
-def test_compare_plot_on_a_pipe_prints_the_overlay(logs):
-    result = CliRunner().invoke(cli, ["compare", *map(str, logs), "--plot"])
+@pytest.mark.parametrize("command", [["compare", "--plot"], ["replay"]])
+def test_compare_plot_and_replay_of_several_on_a_pipe_print_the_overlay(logs, command):
+    result = CliRunner().invoke(cli, [command[0], *map(str, logs), *command[1:]])
     assert result.exit_code == 0, result.output
     out = result.stdout
     for title in ("Loss", "Unique tokens", "Flip rate (mean over layers)", "LR"):
