@@ -6,6 +6,7 @@ a process that exits with the Monitor still open (:meth:`~bitnet_model.monitor.m
 
 from __future__ import annotations
 
+import sys
 import traceback
 from dataclasses import dataclass
 
@@ -37,3 +38,9 @@ def ending_for(exc: BaseException | None, *, stop_reason: str | None = None, dis
         return Ending("rank_failed", f"a rank stopped responding ({msg.splitlines()[0][:300]})")
     trace = "".join(traceback.format_exception(exc))[-2000:]
     return Ending("error", msg[:2000], crash=f"training crashed: {msg[:500]}\n{trace}")
+
+
+def ending_at_exit() -> Ending:
+    """A process exiting with the Monitor open: the exception that is ending it (``sys.last_value``), if any."""
+    exc = getattr(sys, "last_value", None)
+    return ending_for(exc) if exc is not None else Ending("error", STILL_OPEN)

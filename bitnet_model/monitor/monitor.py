@@ -23,6 +23,7 @@ applies commands (:mod:`bitnet_model.monitor.dist`). bitnet-tui's own trainer ru
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ from bitnet_model.monitor.checkpoints import CheckpointStore, save_with_retry
 from bitnet_model.monitor.diagnostics import Diagnostics, baselines
 from bitnet_model.monitor.dist import RankFailed, World
 from bitnet_model.monitor.emitter import Emitter
-from bitnet_model.monitor.ending import STILL_OPEN, ending_for
+from bitnet_model.monitor.ending import Ending, ending_at_exit, ending_for
 from bitnet_model.monitor.evals import report_prompt_ids
 from bitnet_model.monitor.lr import LRControl
 from bitnet_model.monitor.readback import Readback
@@ -163,6 +164,7 @@ class Monitor:
         if self.world.main:
             self.prepare()
             self._open_sinks()
+        self._pid = os.getpid()
         atexit.register(self._at_exit)
         findings = self._audit()
         self.emit(build_header(self, findings))
@@ -218,9 +220,11 @@ class Monitor:
 
     def close_for(self, exc: BaseException | None) -> RunEnded:
         """End the run as ``exc`` ended the loop (None: it finished, or stopped when told to)."""
+        return self._end(ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active))
+
+    def _end(self, how: Ending) -> RunEnded:
         if self._closed:
             return self.last_end  # type: ignore[return-value]
-        how = ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active)
         if how.crash:
             try:
                 self.readback.flush()  # the steps before the crash, then the crash
@@ -230,15 +234,11 @@ class Monitor:
         return self.close(how.reason, how.error, final_checkpoint=how.final_checkpoint)
 
     def _at_exit(self) -> None:
-        """A process that ends with the Monitor open (an exception in a loop with no hook for one, as in
-        transformers' Trainer; a script that never closed it) still ends its log with ``run_ended``. Alone: the
-        other ranks may be gone, so no collective waits for them."""
-        self.world = World(self.world.rank, 1, self.world.backend)
-        exc = getattr(sys, "last_value", None)  # the exception that is ending the process, if one is
-        if exc is None:
-            self.close("error", STILL_OPEN, final_checkpoint=False)
-        else:
-            self.close_for(exc)
+        """A process that exits with the Monitor open (an exception in a loop with no hook for one, as in
+        transformers' Trainer) still ends its log; alone, as the other ranks may be gone."""
+        if os.getpid() == self._pid:  # a forked child inherits the hook: only this process ends the log
+            self.world = World(self.world.rank, 1, self.world.backend)
+            self._end(ending_at_exit())
 
     # -- the step boundary ---------------------------------------------------------------------
     def step(self, loss: Any, *, grad_norm: Any = None, tokens: int | None = None, stage: int = 1,

@@ -211,6 +211,7 @@ def test_diagnostics_leave_modes_gradients_and_the_rng_as_the_loop_sees_them(tmp
 
 
 CRASHING_LOOP = """
+import os
 import sys
 from pathlib import Path
 from tests.integrations.helpers import model_and_monitor, train_step
@@ -221,16 +222,24 @@ for step in range(1, 6):
     opt.zero_grad()
     if step == 4 and sys.argv[2] == "raise":
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    if step == 2 and os.fork() == 0:  # a child process (a data worker, a helper) that exits on its own
+        sys.exit(0)
+if sys.argv[2] == "close":
+    mon.close()
 """
 
 
-@pytest.mark.parametrize("how", ["raise", "forget"])
+@pytest.mark.parametrize("how", ["raise", "forget", "close"])
 def test_a_process_that_ends_with_the_monitor_open_still_ends_its_log(tmp_path, how):
+    """...once, by the process that opened it: the forked child's exit leaves the log alone."""
     proc = subprocess.run([sys.executable, "-c", CRASHING_LOOP, str(tmp_path), how], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == (1 if how == "raise" else 0), proc.stderr
     (log,) = (tmp_path / "sessions").glob("*.jsonl")
     (end,) = by_kind(log)["run_ended"]
+    if how == "close":
+        assert (end.reason, end.step) == ("finished", 5)
+        return
     assert end.reason == "error" and end.step == (4 if how == "raise" else 5)
     if how == "raise":
         assert end.error == "RuntimeError: CUDA error: an illegal memory access was encountered"
