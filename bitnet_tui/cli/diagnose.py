@@ -21,7 +21,7 @@ from bitnet_model.monitor.checkpoints import list_checkpoints
 from bitnet_tui.cli.app import command
 from bitnet_tui.cli.errors import fail, warn
 from bitnet_tui.cli.options import JsonOption, SessionsDirOption, resolve_sessions
-from bitnet_tui.cli.render import cell, console, emit_json
+from bitnet_tui.cli.render import cell, console, emit_json, fit_keys, print_left_out
 
 
 def diagnose_path(path: Path) -> tuple[Diagnosis, object]:
@@ -79,20 +79,24 @@ def print_diagnoses(paths: list[Path], as_json: bool = False) -> None:
     if len(results) > 1:
         table = compare([s for _, s in results])  # type: ignore[misc]
         by_path = {d.path: d for d, _ in results}
+        con = console()
+        keys, hidden = fit_keys(table.keys, con.width - 19 - 40)  # the disease, since and top cause keep 40
         t = Table(box=None, header_style="bold", pad_edge=False)
         t.add_column("session", no_wrap=True, overflow="ellipsis", max_width=18)
-        for k in table.keys:
-            t.add_column(Text(printable(short_key(k), 40)), justify="right", no_wrap=True)
+        for k in keys:
+            t.add_column(Text(printable(short_key(k), 40)), justify="right", no_wrap=True, overflow="ellipsis",
+                         max_width=10)
         for col in ("disease", "since", "top cause"):
             t.add_column(col, overflow="fold")
         for r in table.rows:
             d = by_path[r.path]
-            t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in table.keys],
+            t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in keys],
                       cell(d.headline(short=True)),
                       cell("—" if d.began is None else str(d.began)),
                       cell(d.causes[0].title.split(":")[0] if d.causes and d.causes[0].score >= 1 else "—"))
-        console().print(t)
-        console().print("")
+        con.print(t)
+        print_left_out(con, hidden)
+        con.print("")
     for d, _ in results:
         print_diagnosis(d)
         console().print("")

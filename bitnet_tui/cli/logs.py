@@ -26,10 +26,10 @@ from bitnet_tui.cli.render import (
     STATUS_STYLE,
     at,
     cell,
-    compare_table,
     console,
     emit_json,
     key_cells,
+    print_compare,
     status,
     step_text,
     when,
@@ -209,7 +209,7 @@ def compare_cmd(
     if as_json:
         emit_json(table.to_json())
         return
-    console(wide).print(compare_table(table, wide=wide))
+    print_compare(table, wide=wide)
     if plot:
         from bitnet_tui.cli.plot import show_overlay
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -84,26 +85,55 @@ def key_cells(k: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def compare_table(ct: CompareTable, *, wide: bool) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
-    table.add_column("session", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16, min_width=12)
-    for k in ct.keys:
-        head = header_cell(short_key(k))
-        table.add_column(head, justify="right", no_wrap=True, overflow="ellipsis", max_width=None if wide else 10,
-                         min_width=min(10, max(6, len(head))))
+def key_width(key: str) -> int:
+    """Columns a differing setting's column takes in a narrow table (padding included)."""
+    return min(10, max(6, len(short_key(key)))) + 1
+
+
+def fit_keys(keys: Sequence[str], budget: int | None) -> tuple[list[str], list[str]]:
+    """The differing settings that fit ``budget`` columns (None: all), in order (the report's knobs first), and
+    the ones left out: the runs' own columns (verdict, loss) are never squeezed out by settings."""
+    shown: list[str] = []
+    for k in keys:
+        if budget is not None and key_width(k) > budget:
+            break
+        shown.append(k)
+        budget = None if budget is None else budget - key_width(k)
+    return shown, list(keys[len(shown):])
+
+
+def print_left_out(con: Console, hidden: Sequence[str]) -> None:
+    if hidden:
+        names = ", ".join(printable(k, 60) for k in hidden[:12]) + (f", +{len(hidden) - 12} more" if len(hidden) > 12
+                                                                   else "")
+        con.print(Text(f"also differ ({len(hidden)}; all with --wide or --json): {names}", style="dim"))
+
+
+def print_compare(ct: CompareTable, *, wide: bool) -> None:
+    """The compare table on stdout: at 80 columns (or the terminal's width) the verdict always shows; settings
+    that do not fit are named under it."""
+    con = console(wide)
     lineage = any(r.parent for r in ct.rows)
-    if lineage:
-        table.add_column("from", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16)
     collapses = wide or any(r.collapse_step is not None or r.recovery_step is not None for r in ct.rows)
     cols = ["min@step", *(["collapse", "recov"] if collapses else []), *(["uniq"] if wide else []), "loss",
             "verdict"] + (["status"] if wide else [])  # collapse columns only where a run collapsed
     mins = {"min@step": 8, "collapse": 8, "recov": 5, "uniq": 4, "loss": 5, "verdict": 22}
+    fixed = 17 + (17 if lineage else 0) + sum(mins.get(c, 8) + 1 for c in cols)
+    keys, hidden = fit_keys(ct.keys, None if wide else con.width - fixed)
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
+    table.add_column("session", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16, min_width=12)
+    for k in keys:
+        head = header_cell(short_key(k))
+        table.add_column(head, justify="right", no_wrap=True, overflow="ellipsis", max_width=None if wide else 10,
+                         min_width=min(10, max(6, len(head))))
+    if lineage:
+        table.add_column("from", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16)
     for col in cols:
         table.add_column(col, justify="left" if col in ("verdict", "status") else "right", no_wrap=True,
                          overflow="ellipsis", min_width=mins.get(col))
     for r in ct.rows:
         cells: list[Any] = [cell(r.name if wide else short_name(r.name))]
-        cells += [cell(r.differs.get(k)) for k in ct.keys]
+        cells += [cell(r.differs.get(k)) for k in keys]
         if lineage:
             cells.append(cell(r.parent or "—"))
         cells += [at(r.min_unique, r.min_unique_step),
@@ -112,4 +142,5 @@ def compare_table(ct: CompareTable, *, wide: bool) -> Table:
         if wide:
             cells.append(Text(printable(r.status, 40), style=STATUS_STYLE.get(r.status, "")))
         table.add_row(*cells)
-    return table
+    con.print(table)
+    print_left_out(con, hidden)

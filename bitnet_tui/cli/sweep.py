@@ -39,7 +39,7 @@ from bitnet_tui.cli.app import command
 from bitnet_tui.cli.detach import child_argv, child_env, claim, last_error
 from bitnet_tui.cli.errors import fail, warn
 from bitnet_tui.cli.options import JsonOption, SessionsDirOption, knob_table, with_knobs
-from bitnet_tui.cli.render import compare_table, console, emit_json
+from bitnet_tui.cli.render import emit_json, print_compare
 
 
 @dataclass
@@ -240,7 +240,7 @@ def sweep(
     if as_json:
         emit_json(table.to_json())
     else:
-        console().print(compare_table(table, wide=False))
+        print_compare(table, wide=False)
         if diagnose:
             from bitnet_tui.cli.diagnose import print_diagnoses
 

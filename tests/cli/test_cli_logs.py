@@ -168,6 +168,27 @@ def test_compare(sdir):
     assert max(len(line) for line in out.splitlines()) <= 80
 
 
+def test_runs_that_differ_in_many_settings_still_show_their_verdicts_at_80_columns(sdir):
+    """A user's run beside ours differs in dozens of settings: the table keeps the runs' own columns and names
+    the settings it had no room for."""
+    cfg = RunConfig(train=TrainConfig(lr=1e-3, warmup_steps=7, weight_decay=0.05, grad_clip=0.5, seed=3,
+                                      label_smoothing=0.1, batch_size=3, schedule="cosine"))
+    write(sdir / "2026-01-03T00-00-00_other.jsonl", scripted_run(BACK, val_losses=BACK_LOSS, config=cfg,
+                                                                 eval_every=10, end="error"))
+    names = ["2026-01-01", "2026-01-03"]
+    for cmd in (["compare", *names], ["diagnose", *names]):
+        out = runner.invoke(app, [*cmd, "--sessions-dir", str(sdir)]).stdout
+        lines = out.splitlines()
+        assert max(len(line) for line in lines) <= 80, out
+        assert "also differ (" in out and "all with --wide or --json" in out
+        verdicts = ("collapsed and stayed", "collapsed and recovered") if cmd[0] == "compare" else \
+            ("degenerate decoding after", "error at step 90; healthy")
+        table = lines[:lines.index(next(ln for ln in lines if ln.startswith("also differ")))]
+        assert all(any(v in line for line in table) for v in verdicts), out
+    wide = runner.invoke(app, ["compare", *names, "--wide", "--sessions-dir", str(sdir)]).stdout
+    assert "also differ" not in wide and "warmup" in wide
+
+
 def test_compare_json(sdir):
     r = runner.invoke(app, ["compare", "2026-01-01", "2026-01-02", "--json", "--sessions-dir", str(sdir)])
     assert r.exit_code == 0, r.output
