@@ -93,6 +93,7 @@ SAYS = {
     "recovered": "diversity has recovered after a collapse",
     "unlearning": "the held-out loss went down and has climbed back toward ln(vocab): the model is unlearning",
 }
+NO_LOSS_HEALTHY = "greedy output is diverse (whether the model learned is not measured: no held-out loss)"
 LOW = ("collapsing", "collapsed", "recovering")
 
 
@@ -246,7 +247,8 @@ class CollapseDetector:
         level = LEVEL[new]
         if new == "not_learning" and not old:
             level = "info"  # a random model at its first eval: not a warning
-        msg = f"{old or 'start'} -> {new} at step {f.step}: {SAYS[new]}; {self.evidence(f)}"
+        says = SAYS[new] if new != "healthy" or self._loss_now() is not None else NO_LOSS_HEALTHY
+        msg = f"{old or 'start'} -> {new} at step {f.step}: {says}; {self.evidence(f)}"
         if old:
             msg += f"; {old} lasted {lasted} steps"
         out.append(self._alert(f, old, new, level, msg))
@@ -293,7 +295,9 @@ class CollapseDetector:
         if f.repetition is not None:
             parts.append(f"per-prompt repetition {f.repetition:.0%}")
         loss = self._loss_now()
-        if loss is not None:
+        if loss is None:
+            parts.append("no held-out loss (judged on the samples alone)")
+        else:
             parts.append(f"held-out loss {loss:.3f}")
             if self.ln_vocab is not None:
                 base = f"ln V {self.ln_vocab:.2f}"

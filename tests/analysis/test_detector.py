@@ -73,6 +73,17 @@ def test_healthy_needs_a_loss_below_the_unigram_entropy():
     assert states == ["not_learning", "unigram", "unigram"]
 
 
+def test_without_a_held_out_loss_healthy_claims_diversity_only_and_says_so():
+    states, alerts, _ = feed([120, 14, 30, 40], [None] * 4)
+    assert states[-1] == "healthy"
+    (change,) = [a for a in alerts if a.state_to == "healthy"]
+    assert "whether the model learned is not measured: no held-out loss" in change.message
+    assert "has learned" not in change.message
+    assert all("no held-out loss (judged on the samples alone)" in a.message for a in alerts)
+    _, with_loss, _ = feed([120, 14, 30, 40], [8.3, 6.6, 5.5, 5.0])
+    assert "the model has learned" in with_loss[-1].message and "no held-out loss" not in with_loss[-1].message
+
+
 def test_degenerate_decoding_after_learning_collapses_and_recovers():
     losses = [8.3, 6.0, 5.2, 5.0, 4.9, 4.9, 4.8, 4.8, 4.7]
     unique = [110, 30, 25, 9, 4, 3, 12, 16, 25]
