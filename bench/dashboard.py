@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bitnet_model.log.events import Event, StepDone  # noqa: E402
-from bitnet_model.run.build import build_run  # noqa: E402
-from bitnet_model.run.plan import RunPlan  # noqa: E402
 from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from bitnet_tui.app.runs.build import build_run  # noqa: E402
+from bitnet_tui.app.runs.plan import RunPlan  # noqa: E402
+from bitnet_tui.session.log.events import Event, StepDone  # noqa: E402
 
 
 def config(steps: int, cache: str) -> RunConfig:
@@ -62,7 +62,7 @@ def headless(cfg: RunConfig) -> list[Event]:
     """The real headless path: trainer thread plus the plain-lines view, as `run --headless` when piped."""
     import io
 
-    from bitnet_tui.headless import HeadlessView
+    from bitnet_tui.app.headless import HeadlessView
 
     events: list[Event] = []
     run = local_run(cfg)
@@ -72,7 +72,7 @@ def headless(cfg: RunConfig) -> list[Event]:
 
 
 async def with_dashboard(cfg: RunConfig) -> list[Event]:
-    from bitnet_tui.dashboard.app import make_app
+    from bitnet_tui.app.dashboard.app import make_app
 
     events: list[Event] = []
     run = local_run(cfg)

@@ -26,9 +26,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from bitnet_model.log.events import StepDone  # noqa: E402
 from bitnet_model.train.config import DiagConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from bitnet_model.train.trainer import Trainer  # noqa: E402
+from bitnet_tui.instrument.for_trainer import monitor_for  # noqa: E402
+from bitnet_tui.session.log.events import StepDone  # noqa: E402
 
 
 def timed(fn: Callable[..., list], into: list[float]) -> Callable[..., list]:
@@ -58,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "bench.jsonl"
         log.touch()
-        mon = trainer.attach_monitor(log)
+        mon = monitor_for(trainer, log)
         evals: list[float] = []
         snaps: list[float] = []
         diagnostics = mon.diagnostics

@@ -75,6 +75,7 @@ def host_sync(hidden: int, steps: int) -> dict[int, float]:
     """Median tokens/s of the training step at log_every 1 and 10, alternating short runs in this process."""
     from bitnet_model.train.config import DiagConfig, ModelConfig, RunConfig, TrainConfig
     from bitnet_model.train.trainer import Trainer
+    from bitnet_tui.instrument.for_trainer import monitor_for
 
     rates: dict[int, list[float]] = {1: [], 10: []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +87,7 @@ def host_sync(hidden: int, steps: int) -> dict[int, float]:
                 tr = Trainer(cfg)
                 log = Path(tmp) / f"s{every}-{time.time_ns()}.jsonl"
                 log.touch()
-                mon = tr.attach_monitor(log)
+                mon = monitor_for(tr, log)
                 mon.eval_at_start = False
                 t0 = time.perf_counter()
                 tr.run()

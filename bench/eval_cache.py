@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 from bitnet_model.data.dataset import load_data  # noqa: E402
-from bitnet_model.monitor.evals import evaluate, report_prompt_ids  # noqa: E402
 from bitnet_model.nn.device import one_thread_on_cpu, resolve_device  # noqa: E402
 from bitnet_model.nn.model import BitNetLM  # noqa: E402
 from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig  # noqa: E402
+from bitnet_tui.instrument.evals import evaluate, report_prompt_ids  # noqa: E402
 
 
 def main() -> None:

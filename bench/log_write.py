@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from bitnet_model.analysis.scripted import scripted_run  # noqa: E402
-from bitnet_model.analysis.summary import SUMMARY_SKIP  # noqa: E402
-from bitnet_model.log.reader import read_session  # noqa: E402
-from bitnet_model.log.writer import SessionWriter  # noqa: E402
 from bitnet_model.nn.model import BitNetLM  # noqa: E402
 from bitnet_model.train.config import ModelConfig  # noqa: E402
+from bitnet_tui.session.analysis.summary import SUMMARY_SKIP  # noqa: E402
+from bitnet_tui.session.log.reader import read_session  # noqa: E402
+from bitnet_tui.session.log.writer import SessionWriter  # noqa: E402
+from tests.fixtures.scripted import scripted_run  # noqa: E402
 
 
 def step_time(hidden: int, batch: int = 16, steps: int = 5) -> float:

@@ -36,8 +36,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from plain_loop import TinyGPT, param_groups  # noqa: E402
 
-from bitnet_model.monitor.monitor import Monitor  # noqa: E402
 from bitnet_model.nn.device import resolve_device  # noqa: E402
+from bitnet_tui.instrument.config import MonitorConfig  # noqa: E402
+from bitnet_tui.instrument.monitor import Monitor  # noqa: E402
 
 EVAL_EVERY = 100
 """The Monitor's default ``eval_every`` (and ``weights_every``)."""
@@ -111,7 +112,8 @@ def main() -> None:
                 torch.randint(args.vocab, (2, args.batch, args.context + 1), generator=g)]
     with tempfile.TemporaryDirectory() as tmp:
         mon = Monitor(watched.model, watched.opt, prompts=prompts, val_batches=held_out, sessions_dir=tmp,
-                      run_name="bench", eval_every=10**9, context=args.context, argv=["bench/monitor_overhead.py"])
+                      run_name="bench", eval_every=10**9,
+                      options=MonitorConfig(context=args.context, argv=["bench/monitor_overhead.py"]))
         watched.monitor = mon
         with mon:
             for loop in copies.values():

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bitnet_model.log.events import (  # noqa: E402
+from bitnet_tui.session.log.events import (  # noqa: E402
     SCHEMA_VERSION,
     Alert,
     EvalDone,
@@ -37,8 +37,8 @@ from bitnet_model.log.events import (  # noqa: E402
     StepDone,
     WeightsSnapshot,
 )
-from bitnet_model.log.reader import read_session  # noqa: E402
-from bitnet_model.log.writer import SessionWriter  # noqa: E402
+from bitnet_tui.session.log.reader import read_session  # noqa: E402
+from bitnet_tui.session.log.writer import SessionWriter  # noqa: E402
 
 BUDGET_S = 2.0
 
@@ -75,7 +75,7 @@ def write_log(path: Path, steps: int, layers: int = 16) -> int:
 
 
 async def measure(path: Path, steps: int) -> tuple[float, float, float, int]:
-    from bitnet_tui.dashboard.app import make_app
+    from bitnet_tui.app.dashboard.app import make_app
 
     t0 = time.perf_counter()
     data = read_session(path)

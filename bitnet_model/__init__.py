@@ -1,7 +1,9 @@
-"""The BitNet b1.58 training engine behind bitnet-tui.
+"""The BitNet b1.58 language model and our way of training it.
 
-Model, data, schedule, trainer, diagnostics and the collapse detector. It never
-imports textual or rich: the headless run, the sweep and the tests use it directly.
+* :mod:`bitnet_model.nn`: BitLinear (ternary weights, 8-bit activations), the decoder, devices;
+* :mod:`bitnet_model.data`: the embedded corpus, the BPE tokenizer, batches;
+* :mod:`bitnet_model.train`: the run's configuration, the FAQ's schedules, optimizers, checkpoints, the loop.
+
+It imports only torch, numpy, tokenizers and bitnet-tui's torch-free session layer (knobs, errors, event
+types); the loop is given its monitor (:class:`~bitnet_model.train.trainer.LoopMonitor`), never imports one.
 """
-
-__version__ = "0.1.0"

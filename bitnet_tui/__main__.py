@@ -1,4 +1,4 @@
-from bitnet_tui.cli.main import main
+from bitnet_tui.app.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -21,16 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bitnet_model.control import commands as C  # noqa: E402
-from bitnet_model.log.events import StepDone  # noqa: E402
-from bitnet_tui.dashboard.app import make_app  # noqa: E402
+from bitnet_tui.app.dashboard.app import make_app  # noqa: E402
+from bitnet_tui.session.control import commands as C  # noqa: E402
+from bitnet_tui.session.log.events import StepDone  # noqa: E402
 
 SIZE = (120, 36)
 
 
 def train(steps: int, lr: float, sessions: str) -> Path:
     """A real run, logged under ``sessions``; the LR is halved once at ``steps // 2``."""
-    from bitnet_model.run.build import prepare_run
+    from bitnet_tui.app.runs.build import prepare_run
 
     argv = ["bitnet-tui", "run", "--hidden", "64", "--layers", "4", "--steps", str(steps), "--lr", str(lr)]
     run = prepare_run({"hidden": 64, "layers": 4, "steps": steps, "lr": lr, "eval_every": 25,

@@ -30,7 +30,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from bitnet_model.data.dataset import Data, load_data  # noqa: E402
 from bitnet_model.train.config import DataConfig  # noqa: E402
-from bitnet_tui import Monitor  # noqa: E402
+from bitnet_tui import Monitor, MonitorConfig  # noqa: E402
 
 
 # -- the model: what a user brings ------------------------------------------------------------------------
@@ -132,12 +132,12 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(args.steps))
     batches = data.batches(args.batch_size, seed=args.seed)
 
-    with Monitor(model, opt, decode=data.decode, token_text=data.token_text,
-                 prompts=data.eval_prompts(4, 8), val_batches=[tuple(t.to(device) for t in b)
-                                                               for b in data.val_batches(args.batch_size, 2)],
-                 unigram=data.unigram_counts(data.vocab_size), sessions_dir=args.sessions_dir,
-                 run_name=f"plain-h{args.hidden}-lr{args.lr:g}", eval_every=args.eval_every,
-                 total_steps=args.steps, context=args.context,
+    options = MonitorConfig(token_text=data.token_text, unigram=data.unigram_counts(data.vocab_size),
+                            total_steps=args.steps, context=args.context)
+    with Monitor(model, opt, decode=data.decode, prompts=data.eval_prompts(4, 8),
+                 val_batches=[tuple(t.to(device) for t in b) for b in data.val_batches(args.batch_size, 2)],
+                 sessions_dir=args.sessions_dir, run_name=f"plain-h{args.hidden}-lr{args.lr:g}",
+                 eval_every=args.eval_every, options=options,
                  config={"model": {"hidden": args.hidden, "layers": args.layers, "vocab_size": data.vocab_size},
                          "train": {"lr": args.lr, "steps": args.steps, "batch_size": args.batch_size,
                                    "optimizer": "adamw", "schedule": "warmup-cosine"}}) as mon:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bitnet_model.errors import UserError
+from bitnet_tui.session.errors import UserError
 
 CORPUS_NAME = "python-stdlib-docs"
 EOT = "<|endoftext|>"

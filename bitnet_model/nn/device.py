@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from bitnet_model.train.config import ConfigError
+from bitnet_tui.session.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

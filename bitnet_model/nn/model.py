@@ -20,9 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bitnet_model.nn.config import ModelConfig
 from bitnet_model.nn.device import one_thread_on_cpu
 from bitnet_model.nn.quant import BitLinear, frozen_weights
-from bitnet_model.train.config import ModelConfig
 
 
 def rope_cache(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:

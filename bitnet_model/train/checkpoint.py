@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from bitnet_model.analysis.detector import CollapseDetector
-from bitnet_model.control.commands import check_lr
-from bitnet_model.errors import ConfigError, UserError
-from bitnet_model.log.errors import SessionError
-from bitnet_model.log.reader import open_regular
-from bitnet_model.safefs import atomic_write
 from bitnet_model.train.config import MAX_STEPS, RunConfig
+from bitnet_tui.session.analysis.detector import CollapseDetector
+from bitnet_tui.session.control.commands import check_lr
+from bitnet_tui.session.errors import ConfigError, UserError
+from bitnet_tui.session.log.errors import SessionError
+from bitnet_tui.session.log.reader import open_regular
+from bitnet_tui.session.safefs import atomic_write
 
 FORMAT = "bitnet-tui-checkpoint"
 VERSION = 2
@@ -39,7 +39,7 @@ class CheckpointError(UserError, ValueError):
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically: a fresh temporary file (never through a planted symlink), fsync,
-    rename, fsync the directory (:func:`bitnet_model.safefs.atomic_write`). Any failure (``torch.save`` raises
+    rename, fsync the directory (:func:`bitnet_tui.session.safefs.atomic_write`). Any failure (``torch.save`` raises
     ``RuntimeError`` on a full disk) removes the partial file and is re-raised."""
     return atomic_write(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f))
 

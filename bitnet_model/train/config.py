@@ -1,29 +1,26 @@
 """Typed, validated configuration for a bitnet-tui run.
 
 One dataclass per concern and :class:`RunConfig` that holds them. Every field a user can set is a knob
-(:mod:`bitnet_model.knobs`): its help text and range are declared here once and checked on every
+(:mod:`bitnet_tui.session.knobs`): its help text and range are declared here once and checked on every
 construction (from the CLI, a checkpoint or a log's header), and a bad value raises
-:class:`~bitnet_model.errors.ConfigError` with one sentence. ``hidden`` picks the model: layers, heads, FFN
+:class:`~bitnet_tui.session.errors.ConfigError` with one sentence. ``hidden`` picks the model: layers, heads, FFN
 width and context default to values that suit it.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from bitnet_model.analysis.detector import DetectorConfig
-from bitnet_model.control.commands import MAX_LR, MIN_LR
-from bitnet_model.errors import ConfigError
-from bitnet_model.knobs import check_knobs, knob
+from bitnet_model.nn.config import ModelConfig, check
+from bitnet_tui.session.analysis.detector import DetectorConfig
+from bitnet_tui.session.control.commands import MAX_LR, MIN_LR
+from bitnet_tui.session.errors import ConfigError
+from bitnet_tui.session.knobs import check_knobs, knob
 
 SCHEDULES = ("two-stage", "two-stage-hold", "stage1", "constant", "cosine")
 OPTIMIZERS = ("adamw", "adam")
-FFN_ACTS = ("swiglu", "relu2")
 PRECISIONS = ("auto", "fp32", "bf16")
-MIN_VOCAB = 260
-"""256 byte tokens, EOT, and a few merges: the smallest vocabulary a byte-level BPE can have here."""
 MAX_STEPS = 1_000_000_000
 
 
@@ -35,57 +32,6 @@ def auto_lr(hidden: int) -> float:
     return 1.5e-3 if hidden < 2048 else 1.2e-3
 
 
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ConfigError(message)
-
-
-@dataclass(kw_only=True, frozen=True)
-class ModelConfig:
-    """Shape of the BitNet b1.58 decoder. ``None`` fields are derived from ``hidden``."""
-
-    hidden: int = knob(256, "Model width; picks layers, heads, FFN and context.", kind=int, lo=8, hi=16384,
-                       sweep=True)
-    layers: int | None = knob(None, "Decoder blocks.", kind=int, lo=1, hi=256,
-                              shown_default="2 up to width 128, 4 up to 256, 6 up to 512, else 8")
-    heads: int | None = knob(None, "Attention heads; must divide --hidden.", kind=int, lo=1, hi=256,
-                             shown_default="width / 64")
-    ffn: int | None = knob(None, "FFN inner width.", kind=int, lo=8, hi=262144,
-                           shown_default="8/3 x width, rounded up to 64")
-    ffn_act: str = knob("swiglu", "FFN: swiglu (LLaMA, b1.58) or relu2 (gated squared ReLU, as Hugging Face's "
-                        "BitNet).", kind=str, choices=FFN_ACTS, sweep=True)
-    context: int | None = knob(None, "Tokens per sequence.", kind=int, lo=2, hi=65536,
-                               shown_default="128 up to width 256, else 256")
-    vocab_size: int = knob(4096, "Model vocabulary; a trained BPE keeps the merges the corpus has and the model "
-                           "is padded to this size.", kind=int, lo=MIN_VOCAB, hi=1 << 20)
-    quant: bool = knob(True, "BitNet b1.58 (ternary weights, 8-bit activations) or the full-precision control.",
-                       kind=bool, sweep=True)
-    rope_theta: float = 10000.0
-    """RoPE base frequency."""
-    norm_eps: float = 1e-6
-    """RMSNorm epsilon."""
-
-    def __post_init__(self) -> None:
-        check_knobs(self)
-        h = self.hidden
-        if self.layers is None:
-            object.__setattr__(self, "layers", 2 if h <= 128 else 4 if h <= 256 else 6 if h <= 512 else 8)
-        if self.heads is None:
-            object.__setattr__(self, "heads", max(1, h // 64))
-        if self.ffn is None:
-            object.__setattr__(self, "ffn", 64 * math.ceil(8 * h / 3 / 64))
-        if self.context is None:
-            object.__setattr__(self, "context", 128 if h <= 256 else 256)
-        _check(h % self.heads == 0, f"hidden ({h}) must be divisible by heads ({self.heads})")
-        _check((h // self.heads) % 2 == 0, f"head width hidden/heads ({h // self.heads}) must be even for RoPE")
-        _check(isinstance(self.rope_theta, (int, float)) and math.isfinite(self.rope_theta) and self.rope_theta > 0,
-               "rope_theta must be positive")
-        _check(isinstance(self.norm_eps, (int, float)) and math.isfinite(self.norm_eps) and self.norm_eps > 0,
-               "norm_eps must be positive")
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden // self.heads  # type: ignore[operator]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -138,13 +84,13 @@ class TrainConfig:
         check_knobs(self)
         if self.warmup_steps is None:
             object.__setattr__(self, "warmup_steps", max(1, min(500, self.steps // 20)))
-        _check(self.warmup_steps < max(2, self.steps),
+        check(self.warmup_steps < max(2, self.steps),
                f"warmup ({self.warmup_steps}) must be less than steps ({self.steps}); set --warmup")
         for name in ("stage1_end_frac", "stage2_frac", "final_frac"):
             v = getattr(self, name)
-            _check(isinstance(v, (int, float)) and 0 <= v <= 1, f"{name} must be between 0 and 1, got {v!r}")
+            check(isinstance(v, (int, float)) and 0 <= v <= 1, f"{name} must be between 0 and 1, got {v!r}")
         dev = self.device
-        _check(dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit()
+        check(dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit()
                                                           and len(dev) < 12),
                f"device must be auto, cpu, cuda or cuda:N, got {dev[:40]!r}")
 
@@ -191,7 +137,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_knobs(self)
         v = self.val_fraction
-        _check(isinstance(v, (int, float)) and 0 < v < 0.5, f"val_fraction must be in (0, 0.5), got {v!r}")
+        check(isinstance(v, (int, float)) and 0 < v < 0.5, f"val_fraction must be in (0, 0.5), got {v!r}")
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "diag": DiagConfig, "data": DataConfig}

@@ -40,3 +40,12 @@ def joined(device: str | None) -> Iterator[None]:
         gc.collect()  # what held gloo work (DDP's reducer in a cycle) goes first: freed after the group, it can abort
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def rank_and_size() -> tuple[int, int, str]:
+    """This process's rank, the group's size and its backend (0, 1, "" outside a group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), str(dist.get_backend())
+    return 0, 1, ""

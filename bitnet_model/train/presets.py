@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bitnet_model.errors import ConfigError
+from bitnet_tui.session.errors import ConfigError
 
 PRESETS: dict[str, dict[str, Any]] = {
     "seed-report": {

@@ -5,7 +5,7 @@
 * :mod:`bitnet_tui.integrations.lightning`: ``MonitorCallback`` for ``lightning.pytorch.Trainer``
   (``pip install 'bitnet-tui[lightning]'``).
 
-Each callback builds a :class:`~bitnet_model.monitor.monitor.Monitor` when training begins (the model, the
+Each callback builds a :class:`~bitnet_tui.instrument.monitor.Monitor` when training begins (the model, the
 trainer's real ``torch.optim`` optimizer, and the prompts, decoder and held-out batches given to the callback),
 feeds it every optimizer step with that step's loss, lets its LR commands act on the trainer's optimizer
 through the Monitor's step hooks, stops the trainer cleanly on a stop command, and ends the session log when

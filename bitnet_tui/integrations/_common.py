@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 import torch
+
+from bitnet_tui.instrument.config import MonitorConfig
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
@@ -47,3 +50,13 @@ def merged(base: dict[str, Any], override: Mapping[str, Any] | None) -> dict[str
 def first_lr(optimizer: Any) -> float | None:
     groups = getattr(optimizer, "param_groups", None) or []
     return float(groups[0]["lr"]) if groups and "lr" in groups[0] else None
+
+
+def monitor_options(user: Mapping[str, Any], **known: Any) -> MonitorConfig:
+    """The Monitor's options: ``known`` (what the callback read from its trainer) with the user's keywords laid
+    over it. An unknown keyword is a ``TypeError`` naming it, raised when the callback is made."""
+    names = {f.name for f in fields(MonitorConfig)}
+    bad = sorted(set(user) - names)
+    if bad:
+        raise TypeError(f"unknown Monitor option(s): {', '.join(bad)} (the fields of bitnet_tui.MonitorConfig)")
+    return MonitorConfig(**{**known, **user})

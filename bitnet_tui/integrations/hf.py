@@ -33,8 +33,9 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(f"bitnet_tui.integrations.hf needs transformers ({e}): pip install 'bitnet-tui[hf]'") from None
 
-from bitnet_model.monitor.monitor import Monitor
-from bitnet_tui.integrations._common import first_lr, merged, plain, to_device
+from bitnet_tui.instrument.config import TrainerFacts
+from bitnet_tui.instrument.monitor import Monitor
+from bitnet_tui.integrations._common import first_lr, merged, monitor_options, plain, to_device
 
 
 class MonitorCallback(TrainerCallback):
@@ -43,7 +44,7 @@ class MonitorCallback(TrainerCallback):
     ``prompts`` (token ids, shape (n, t)) are continued greedily at each eval and decoded with ``decode``;
     ``val_batches`` (HF-style dicts with ``labels``, or ``(x, y)`` tuples) give the held-out loss; both are
     moved to the model's device. ``config`` is laid over what the callback records of the Trainer's arguments
-    and the model's config. Any other keyword goes to :class:`~bitnet_model.monitor.monitor.Monitor`
+    and the model's config. Any other keyword goes to :class:`~bitnet_tui.instrument.monitor.Monitor`
     (``weights_every``, ``gen_tokens``, ``layers``, ``save``, ``checkpoint_every``, ``tensorboard``,
     ``trackio``, ``session_path``, ...). After ``train()``, :attr:`monitor` holds the Monitor and
     :attr:`session_path` the log.
@@ -57,6 +58,7 @@ class MonitorCallback(TrainerCallback):
         self.val_batches, self.loss_fn = list(val_batches), loss_fn
         self.sessions_dir, self.run_name, self.config = sessions_dir, run_name, config
         self.eval_every, self.monitor_kwargs = eval_every, monitor_kwargs
+        monitor_options(monitor_kwargs)  # a wrong keyword fails here, at the call
         self.monitor: Monitor | None = None
         self._fed = 0
         self._tokens_seen = 0
@@ -74,14 +76,15 @@ class MonitorCallback(TrainerCallback):
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer holds the real one
         device = next(iter(model.parameters())).device
         cfg = getattr(model, "config", None)
-        kw = {"vocab_size": _config_int(cfg, "vocab_size"), "total_steps": state.max_steps or None,
-              "context": _config_int(cfg, "max_position_embeddings", "n_positions"), "start_step": state.global_step,
-              "source": "transformers.Trainer", **self.monitor_kwargs}
+        options = monitor_options(
+            self.monitor_kwargs, vocab_size=_config_int(cfg, "vocab_size"), total_steps=state.max_steps or None,
+            context=_config_int(cfg, "max_position_embeddings", "n_positions"), token_text=self.token_text,
+            loss_fn=self.loss_fn)
         self.monitor = Monitor(
-            model, inner, decode=self.decode, prompts=self.prompts, token_text=self.token_text,
-            val_batches=to_device(self.val_batches, device), loss_fn=self.loss_fn, sessions_dir=self.sessions_dir,
-            run_name=self.run_name or _run_name(args), config=merged(_config(args, state, inner, cfg), self.config),
-            eval_every=self.eval_every, **kw)
+            model, inner, decode=self.decode, prompts=self.prompts, val_batches=to_device(self.val_batches, device),
+            sessions_dir=self.sessions_dir, run_name=self.run_name or _run_name(args),
+            config=merged(_config(args, state, inner, cfg), self.config), eval_every=self.eval_every,
+            options=options, facts=TrainerFacts(start_step=state.global_step, source="transformers.Trainer"))
         self._fed = state.global_step
         self._tokens_seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
         self.monitor.start()

@@ -34,15 +34,16 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(f"bitnet_tui.integrations.lightning needs lightning ({e}): "
                       "pip install 'bitnet-tui[lightning]'") from None
 
-from bitnet_model.monitor.monitor import Monitor
-from bitnet_tui.integrations._common import first_lr, merged, plain, to_device
+from bitnet_tui.instrument.config import TrainerFacts
+from bitnet_tui.instrument.monitor import Monitor
+from bitnet_tui.integrations._common import first_lr, merged, monitor_options, plain, to_device
 
 
 class MonitorCallback(pl.Callback):
     """A Monitor for the length of one ``Trainer.fit()``.
 
     ``model``: the network to evaluate and whose ternary layers to watch (default: the LightningModule).
-    ``prompts``, ``decode``, ``val_batches`` and the rest as for :class:`~bitnet_model.monitor.monitor.Monitor`;
+    ``prompts``, ``decode``, ``val_batches`` and the rest as for :class:`~bitnet_tui.instrument.monitor.Monitor`;
     batches are moved to the model's device. ``config`` is laid over what the callback records of the Trainer
     and the module's ``hparams``. Other keywords go to the Monitor. After ``fit()``, :attr:`monitor` holds the
     Monitor and :attr:`session_path` the log.
@@ -58,6 +59,7 @@ class MonitorCallback(pl.Callback):
         self.val_batches, self.loss_fn = list(val_batches), loss_fn
         self.sessions_dir, self.run_name, self.config = sessions_dir, run_name, config
         self.eval_every, self.monitor_kwargs = eval_every, monitor_kwargs
+        monitor_options(monitor_kwargs)  # a wrong keyword fails here, at the call
         self.monitor: Monitor | None = None
         self._step = 0
         self._loss: torch.Tensor | None = None
@@ -72,14 +74,14 @@ class MonitorCallback(pl.Callback):
         opt = trainer.optimizers[0] if trainer.optimizers else None
         device = next(iter(net.parameters())).device
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else _estimated(trainer)
-        kw = {"total_steps": total, "start_step": trainer.global_step, "source": "lightning.Trainer",
-              **self.monitor_kwargs}
+        options = monitor_options(self.monitor_kwargs, total_steps=total, token_text=self.token_text,
+                                  loss_fn=self.loss_fn)
         self.monitor = Monitor(
-            net, opt, decode=self.decode, prompts=self.prompts, token_text=self.token_text,
-            val_batches=to_device(self.val_batches, device), loss_fn=self.loss_fn, sessions_dir=self.sessions_dir,
-            run_name=self.run_name or type(pl_module).__name__,
-            config=merged(_config(trainer, pl_module, opt, kw["total_steps"]), self.config), eval_every=self.eval_every,
-            **kw)
+            net, opt, decode=self.decode, prompts=self.prompts, val_batches=to_device(self.val_batches, device),
+            sessions_dir=self.sessions_dir, run_name=self.run_name or type(pl_module).__name__,
+            config=merged(_config(trainer, pl_module, opt, options.total_steps), self.config),
+            eval_every=self.eval_every, options=options,
+            facts=TrainerFacts(start_step=trainer.global_step, source="lightning.Trainer"))
         self._step, self._loss = trainer.global_step, None
         self.monitor.start()
 

@@ -7,16 +7,16 @@ import math
 
 import pytest
 
-from bitnet_model.analysis import verdict as V
-from bitnet_model.analysis.compare import compare, differing_keys
-from bitnet_model.analysis.fold import EvalPoint
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.analysis.summary import summarize
-from bitnet_model.log.events import Alert, Intervention
-from bitnet_model.log.reader import read_session
-from bitnet_model.log.text import fmt_value
-from bitnet_model.log.writer import SessionWriter
 from bitnet_model.train.config import ModelConfig, RunConfig, TrainConfig
+from bitnet_tui.session.analysis import verdict as V
+from bitnet_tui.session.analysis.compare import compare, differing_keys
+from bitnet_tui.session.analysis.fold import EvalPoint
+from bitnet_tui.session.analysis.summary import summarize
+from bitnet_tui.session.log.events import Alert, Intervention
+from bitnet_tui.session.log.reader import read_session
+from bitnet_tui.session.log.writer import SessionWriter
+from bitnet_tui.session.text import fmt_value
+from tests.fixtures.scripted import scripted_run
 
 LN_V, H = math.log(4096), 6.58
 LEARNED = [8.3, 6.0, 5.2, 5.0, 4.9, 4.9, 4.8, 4.8, 4.7]
@@ -146,7 +146,7 @@ def test_fmt_value(v, s):
 
 
 def test_a_state_that_lasts_reads_as_its_message_not_as_a_change_to_itself():
-    from bitnet_model.analysis.fold import timeline_item
+    from bitnet_tui.session.analysis.fold import timeline_item
 
     still = Alert(step=600, time=1.0, level="warning", code="detector", state_from="unigram", state_to="unigram",
                   message="still unigram after 10 evals (since step 150): the model is not getting past frequencies")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bitnet_model.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
+from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
 
 LN_V, H_UNI = math.log(4096), 6.58  # bitnet-tui's corpus: 8.32 and 6.58 nats
 REPORT_LN_V, REPORT_H = math.log(50257), 7.3  # the report's vocabulary (GPT-2's)

@@ -6,13 +6,13 @@ import dataclasses
 import math
 import shlex
 
-from bitnet_model.analysis.diagnose import diagnose, same_run_with
-from bitnet_model.analysis.fold import RunFold
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.analysis.summary import summarize
-from bitnet_model.log.events import EvalDone, RunEnded
-from bitnet_model.log.reader import read_session
-from bitnet_model.log.writer import SessionWriter
+from bitnet_tui.session.analysis.diagnose import diagnose, same_run_with
+from bitnet_tui.session.analysis.fold import RunFold
+from bitnet_tui.session.analysis.summary import summarize
+from bitnet_tui.session.log.events import EvalDone, RunEnded
+from bitnet_tui.session.log.reader import read_session
+from bitnet_tui.session.log.writer import SessionWriter
+from tests.fixtures.scripted import scripted_run
 
 ARGV = ("/x/bin/bitnet-tui", "run", "--headless", "--hidden", "256", "--decay-all", "--optimizer", "adam",
         "--lr", "0.0015", "--session-file", "/s/a b.jsonl", "--detach")

@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.log.events import Alert
-from bitnet_model.log.writer import SessionWriter
 from bitnet_model.train.config import RunConfig, TrainConfig
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.session.log.events import Alert
+from bitnet_tui.session.log.writer import SessionWriter
+from tests.fixtures.scripted import scripted_run
 
 runner = CliRunner()
 STUCK, STUCK_LOSS = [110, 30, 25, 9, 4, 2, 2], [8.3, 6.0, 5.2, 5.0, 4.9, 4.9, 4.8]

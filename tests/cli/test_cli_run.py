@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model.log.reader import read_session
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.session.log.reader import read_session
 
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300", "--context", "16",
         "--batch-size", "4", "--eval-every", "10"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
 from tests.conftest import tiny_args
 
 FIXTURE = str(Path(__file__).resolve().parents[1] / "fixtures" / "collapse.jsonl")
@@ -64,7 +64,7 @@ def test_2_the_same_unreadable_session_gives_the_same_code_from_every_command(tm
 @pytest.mark.skipif(shutil.which("kill") is None, reason="needs signals")
 def test_130_and_143_are_the_signal_rows():
     """SIGINT and SIGTERM end a run cleanly with 130 and 143: tests/e2e/test_faults.py sends the real signals."""
-    from bitnet_model.run.local import exit_code
+    from bitnet_tui.app.runs.local import exit_code
 
     assert (exit_code("interrupted"), exit_code("terminated"), exit_code("hangup")) == (130, 143, 129)
     assert (exit_code("finished"), exit_code("stopped"), exit_code("nonfinite"), exit_code("error")) == (0, 0, 1, 1)

@@ -7,6 +7,7 @@ interpreter reports which heavy modules it loaded. Dashboards are built but not 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ if {no_ui}:
     import textual.app
     textual.app.App.run = lambda self, *a, **k: None
 sys.argv = ["bitnet-tui", *json.loads(sys.argv[1])]
-from bitnet_tui.cli.main import main
+from bitnet_tui.app.cli.main import main
 try:
     main()
 except SystemExit as e:
@@ -52,12 +53,22 @@ def test_a_viewer_command_never_imports_torch(args, tmp_path):
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
 
 
-def test_the_engine_never_imports_the_ui():
-    code = ("import sys, bitnet_model.train.trainer, bitnet_model.monitor.monitor, bitnet_model.run.build, "
-            "bitnet_model.analysis.diagnose\n"
-            "print(sorted(m for m in ('textual', 'rich', 'typer', 'bitnet_tui') if m in sys.modules))")
+def test_the_model_and_the_instrument_never_import_the_ui_nor_the_instrument_the_model_package_above_it():
+    code = ("import sys, bitnet_model.train.trainer, bitnet_tui.instrument.monitor, bitnet_tui.app.runs.build, "
+            "bitnet_tui.session.analysis.diagnose\n"
+            "print(sorted(m for m in ('textual', 'rich', 'typer', 'bitnet_tui.app.dashboard') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_importing_the_model_or_the_library_loads_no_ui_and_changes_no_environment():
+    code = ("import os, sys; before = dict(os.environ); import bitnet_model, bitnet_model.train.trainer, bitnet_tui\n"
+            "from bitnet_tui import Monitor, MonitorConfig\n"
+            "print('textual' in sys.modules, 'bitnet_tui.instrument' in sys.modules and 'textual' in sys.modules, "
+            "dict(os.environ) == before)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    assert out.stdout.split() == ["False", "False", "True"], out.stderr[-2000:]
 
 
 def test_no_module_imports_another_modules_private_names():

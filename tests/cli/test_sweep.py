@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model.log.reader import read_session
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.session.log.reader import read_session
 
 pytestmark = pytest.mark.slow
 

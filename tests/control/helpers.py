@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bitnet_model.control.client import exchange
+from bitnet_tui.session.control.client import exchange
 
 
 class RecordingRun:

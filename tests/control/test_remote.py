@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.control import commands as C
-from bitnet_model.control.client import request
-from bitnet_model.control.peer import ControlError, control_path
-from bitnet_model.control.protocol import command_request, parse_request
-from bitnet_model.control.remote import RemoteRun
-from bitnet_model.control.server import ControlServer
-from bitnet_model.log.events import Alert, Intervention, RunEnded, RunStarted, StepDone
-from bitnet_model.log.reader import read_session
-from bitnet_model.log.writer import SessionWriter
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.instrument.server import ControlServer
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.control.client import request
+from bitnet_tui.session.control.peer import ControlError, control_path
+from bitnet_tui.session.control.protocol import command_request, parse_request
+from bitnet_tui.session.control.remote import RemoteRun
+from bitnet_tui.session.log.events import Alert, Intervention, RunEnded, RunStarted, StepDone
+from bitnet_tui.session.log.reader import read_session
+from bitnet_tui.session.log.writer import SessionWriter
 from tests.conftest import wait_until
 from tests.control.helpers import RecordingRun, reply_to
+from tests.fixtures.scripted import scripted_run
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--vocab-size", "300", "--context", "16",
@@ -186,7 +186,7 @@ def test_another_real_user_is_refused_even_with_an_open_socket():
 
 @pytest.mark.slow
 def test_remote_run_follows_a_run_and_steers_it(tiny, tmp_path):
-    from bitnet_model.run.build import prepare_run
+    from bitnet_tui.app.runs.build import prepare_run
 
     local = prepare_run({}, sessions=str(tmp_path), base=tiny(steps=40, warmup_steps=0, schedule="constant"),
                         control=True, argv=["bitnet-tui", "run"])
@@ -336,7 +336,7 @@ def test_detached_run_outlives_its_parent_and_is_steered_by_ctl(tmp_path):
 
 async def _attach_press(log: Path, key: str, action: str) -> None:
     """Open the dashboard on a detached run, press ``key``, wait for the confirmed intervention, quit."""
-    from bitnet_tui.dashboard.app import make_app
+    from bitnet_tui.app.dashboard.app import make_app
 
     remote = RemoteRun(log)
     dash = make_app("live", run=remote)

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bitnet_model.log.events import (
+from bitnet_tui.session.log.events import (
     SCHEMA_VERSION,
     Alert,
     CheckpointSaved,

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_model.log.events import StepDone
-from bitnet_model.log.reader import read_session
-from bitnet_model.log.text import printable
-from bitnet_tui.dashboard.app import Dashboard, make_app
-from bitnet_tui.dashboard.dialogs import LRDialog, StepDialog, parse_lr
-from bitnet_tui.dashboard.feed import Feed, Series
-from bitnet_tui.dashboard.panels import SamplesPanel, Timeline, render_header, render_samples
-from bitnet_tui.dashboard.player import Player
-from bitnet_tui.dashboard.sources import EventBuffer
+from bitnet_tui.app.dashboard.app import Dashboard, make_app
+from bitnet_tui.app.dashboard.dialogs import LRDialog, StepDialog, parse_lr
+from bitnet_tui.app.dashboard.feed import Feed, Series
+from bitnet_tui.app.dashboard.panels import SamplesPanel, Timeline, render_header, render_samples
+from bitnet_tui.app.dashboard.player import Player
+from bitnet_tui.app.dashboard.sources import EventBuffer
+from bitnet_tui.session.log.events import StepDone
+from bitnet_tui.session.log.reader import read_session
+from bitnet_tui.session.text import printable
 from tests.conftest import wait_for
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "collapse.jsonl"
@@ -239,7 +239,7 @@ async def test_watch_follows_a_growing_log_and_reports_silence(tmp_path):
 
 
 def test_make_app_refuses_missing_files(tmp_path):
-    from bitnet_model.log.errors import SessionError
+    from bitnet_tui.session.log.errors import SessionError
 
     with pytest.raises(SessionError):
         make_app("replay", session_path=tmp_path / "nope.jsonl")
@@ -253,7 +253,7 @@ def test_make_app_refuses_missing_files(tmp_path):
 def test_cli_bad_sessions_are_one_line_errors(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from bitnet_tui.cli.main import app as cli
+    from bitnet_tui.app.cli.main import app as cli
 
     not_a_log = tmp_path / "notes.jsonl"
     not_a_log.write_text("hello\n")
@@ -278,7 +278,7 @@ def test_cli_bad_sessions_are_one_line_errors(tmp_path, monkeypatch):
 def test_cli_replay_resolves_and_runs(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from bitnet_tui.cli.main import app as cli
+    from bitnet_tui.app.cli.main import app as cli
 
     ran: list[Dashboard] = []
     monkeypatch.setattr(Dashboard, "run", lambda self, *a, **k: ran.append(self))

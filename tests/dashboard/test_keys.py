@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_tui.dashboard.app import Dashboard, make_app
-from bitnet_tui.dashboard.keys import BINDINGS, PALETTE
+from bitnet_tui.app.dashboard.app import Dashboard, make_app
+from bitnet_tui.app.dashboard.keys import BINDINGS, PALETTE
 from tests.dashboard.test_live import _IdleRun
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "collapse.jsonl"

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from bitnet_model.log.events import Alert, Intervention, RunEnded, StepDone
-from bitnet_model.log.reader import read_session
-from bitnet_tui.dashboard.app import Dashboard, make_app
-from bitnet_tui.dashboard.dialogs import LRDialog
-from bitnet_tui.dashboard.panels import render_header
+from bitnet_tui.app.dashboard.app import Dashboard, make_app
+from bitnet_tui.app.dashboard.dialogs import LRDialog
+from bitnet_tui.app.dashboard.panels import render_header
+from bitnet_tui.session.log.events import Alert, Intervention, RunEnded, StepDone
+from bitnet_tui.session.log.reader import read_session
 from tests.conftest import wait_for
 from tests.dashboard.test_app import fixture_events
 
@@ -24,7 +24,7 @@ def header_text(app: Dashboard) -> str:
 
 def tiny_run(tiny, tmp_path, steps: int = 100_000, **kw):
     """A LocalRun of the tiny model (not started), logging under ``tmp_path``."""
-    from bitnet_model.run.build import prepare_run
+    from bitnet_tui.app.runs.build import prepare_run
 
     return prepare_run({}, sessions=str(tmp_path / "sessions"), base=tiny(lr=1e-3, steps=steps, batch_size=2),
                        argv=["bitnet-tui", "run"], **kw)
@@ -112,8 +112,8 @@ async def test_live_controls_steer_the_trainer(tmp_path, tiny):
 async def test_replay_of_a_child_session_shows_the_fork():
     from dataclasses import replace
 
-    from bitnet_model.log.events import RunStarted
-    from bitnet_tui.dashboard.plots import LossPlot, LRPlot
+    from bitnet_tui.app.dashboard.plots import LossPlot, LRPlot
+    from bitnet_tui.session.log.events import RunStarted
 
     events = list(fixture_events())
     assert isinstance(events[0], RunStarted)
@@ -136,11 +136,10 @@ async def test_replay_of_a_child_session_shows_the_fork():
 
 @pytest.mark.asyncio
 async def test_live_rewind_forks_from_a_checkpoint_with_a_new_lr(tmp_path, tiny):
-    from bitnet_model.log.events import RunStarted
-    from bitnet_model.log.paths import checkpoint_dir
-    from bitnet_model.monitor.checkpoints import list_checkpoints
-    from bitnet_model.run.build import prepare_run
-    from bitnet_tui.dashboard.dialogs import RewindDialog
+    from bitnet_tui.app.dashboard.dialogs import RewindDialog
+    from bitnet_tui.app.runs.build import prepare_run
+    from bitnet_tui.session.log.events import RunStarted
+    from bitnet_tui.session.log.paths import checkpoint_dir, list_checkpoints
 
     sessions = tmp_path / "sessions"
     first = prepare_run({}, sessions=str(sessions), base=tiny(steps=3000, schedule="constant", warmup_steps=0),
@@ -174,7 +173,7 @@ async def test_live_rewind_forks_from_a_checkpoint_with_a_new_lr(tmp_path, tiny)
             await wait_for(pilot, lambda: not app.is_running, 30, "the app to exit")
     finally:
         if app.source.running:
-            app.source.send(__import__("bitnet_model.control.commands", fromlist=["Stop"]).Stop())
+            app.source.send(__import__("bitnet_tui.session.control.commands", fromlist=["Stop"]).Stop())
     old = read_session(first_path)
     assert old.end is not None and old.end.reason == "rewound"
     child = read_session(app.source.run.session_path)
@@ -218,7 +217,7 @@ class _IdleRun:
 
 @pytest.mark.asyncio
 async def test_rewind_without_checkpoints_or_in_process_run_offers_nothing(tmp_path):
-    from bitnet_tui.dashboard.dialogs import RewindDialog
+    from bitnet_tui.app.dashboard.dialogs import RewindDialog
 
     log = tmp_path / "s.jsonl"
     log.touch()

@@ -8,11 +8,11 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_tui.cli.main import app as cli
-from bitnet_tui.dashboard.app import make_app
-from bitnet_tui.dashboard.axes import View
-from bitnet_tui.dashboard.overlay import OverlayApp, OverlayPlot
-from bitnet_tui.dashboard.runs import load_runs, overlay
+from bitnet_tui.app.cli.main import app as cli
+from bitnet_tui.app.dashboard.app import make_app
+from bitnet_tui.app.dashboard.axes import View
+from bitnet_tui.app.dashboard.overlay import OverlayApp, OverlayPlot
+from bitnet_tui.app.dashboard.runs import load_runs, overlay
 from tests.dashboard import synth
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
@@ -108,6 +108,6 @@ def test_plot_refuses_other_formats_and_unreadable_sessions(logs, tmp_path):
 def test_the_plot_command_imports_matplotlib_only_when_it_runs():
     import subprocess
 
-    code = "import sys, bitnet_tui.cli.main; print('matplotlib' in sys.modules)"
+    code = "import sys, bitnet_tui.app.cli.main; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
-from bitnet_model.log.events import Intervention, RunStarted, StepDone
-from bitnet_model.log.reader import read_session
-from bitnet_tui.dashboard.app import make_app
-from bitnet_tui.dashboard.axes import DIM, Axes, View, nice_ticks, render_text
-from bitnet_tui.dashboard.dialogs import LRDialog, lr_outlook, lr_preview
-from bitnet_tui.dashboard.feed import Feed
-from bitnet_tui.dashboard.figures import draw_loss, draw_lr, draw_unique
-from bitnet_tui.dashboard.header import render_header
-from bitnet_tui.dashboard.panels import Timeline, config_lines
-from bitnet_tui.dashboard.plots import FeedPlot, GradPlot, LossPlot, UniquePlot
-from bitnet_tui.dashboard.weights import WeightsPanel
+from bitnet_tui.app.dashboard.app import make_app
+from bitnet_tui.app.dashboard.axes import DIM, Axes, View, nice_ticks, render_text
+from bitnet_tui.app.dashboard.dialogs import LRDialog, lr_outlook, lr_preview
+from bitnet_tui.app.dashboard.feed import Feed
+from bitnet_tui.app.dashboard.figures import draw_loss, draw_lr, draw_unique
+from bitnet_tui.app.dashboard.header import render_header
+from bitnet_tui.app.dashboard.panels import Timeline, config_lines
+from bitnet_tui.app.dashboard.plots import FeedPlot, GradPlot, LossPlot, UniquePlot
+from bitnet_tui.app.dashboard.weights import WeightsPanel
+from bitnet_tui.session.log.events import Intervention, RunStarted, StepDone
+from bitnet_tui.session.log.reader import read_session
 from tests.conftest import wait_for
 from tests.dashboard import synth
 
@@ -220,7 +220,7 @@ async def test_watch_follows_a_rewind_into_the_fork_with_its_history(tmp_path):
     d = tmp_path / "sessions"
     parent = synth.events("2026-01-01T10-00-00_parent", steps=300)
     parent = [e for e in parent if e.step <= 200 and e.kind != "run_ended"]
-    from bitnet_model.log.events import RunEnded
+    from bitnet_tui.session.log.events import RunEnded
 
     ppath = synth.write(d / "2026-01-01T10-00-00_parent.jsonl",
                         parent + [RunEnded(step=200, time=synth.t(200, 0.2), reason="rewound")])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_tui.dashboard.app import make_app
+from bitnet_tui.app.dashboard.app import make_app
 from tests.dashboard import synth
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "collapse.jsonl"

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from bitnet_tui import Monitor
+from bitnet_tui import Monitor, MonitorConfig
 
 
 class TernaryLinear(nn.Linear):  # the user's own: absmean ternary weights with a straight-through estimator
@@ -44,7 +44,7 @@ def train(rank: int) -> float:
     gen = torch.Generator().manual_seed(rank)
     val = [(torch.randint(0, 64, (4, 8)), torch.randint(0, 64, (4, 8)))]
     with Monitor(model, opt, prompts=torch.randint(0, 64, (2, 4)), val_batches=val, sessions_dir=sys.argv[1],
-                 run_name="ddp-user", config={"lr": 1e-2}, eval_every=25, gen_tokens=4) as mon:
+                 run_name="ddp-user", config={"lr": 1e-2}, eval_every=25, options=MonitorConfig(gen_tokens=4)) as mon:
         for _ in range(100_000):
             x = torch.randint(0, 64, (8, 8), generator=gen)
             loss = F.cross_entropy(model(x).flatten(0, 1), x.roll(1, dims=1).flatten())

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_model.log.events import Intervention, StepDone
-from bitnet_model.log.paths import list_sessions
-from bitnet_model.log.reader import read_session
+from bitnet_tui.session.log.events import Intervention, StepDone
+from bitnet_tui.session.log.paths import list_sessions
+from bitnet_tui.session.log.reader import read_session
 from tests.conftest import ROOT, cli, tiny_args, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

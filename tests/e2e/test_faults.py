@@ -16,15 +16,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import bitnet_model.log.writer as session_mod
-from bitnet_model.control import commands as C
-from bitnet_model.log.events import Alert, CheckpointSaved, Intervention, RunEnded, StepDone
-from bitnet_model.log.follow import Follower
-from bitnet_model.log.paths import list_sessions
-from bitnet_model.log.reader import read_session
-from bitnet_model.log.writer import SessionWriter
+import bitnet_tui.session.log.writer as session_mod
 from bitnet_model.train.trainer import Trainer
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.instrument.for_trainer import monitor_for
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.log.events import Alert, CheckpointSaved, Intervention, RunEnded, StepDone
+from bitnet_tui.session.log.follow import Follower
+from bitnet_tui.session.log.paths import list_sessions
+from bitnet_tui.session.log.reader import read_session
+from bitnet_tui.session.log.writer import SessionWriter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -114,7 +115,7 @@ def test_disk_full_pauses_training_keeps_what_was_written_and_resumes(tiny, tmp_
     path = tmp_path / "run.jsonl"
     path.touch()
     tr = Trainer(tiny(steps=30))
-    mon = tr.attach_monitor(path)
+    mon = monitor_for(tr, path)
     mon.start()
     writer = mon.writer
     real_write = os.write
@@ -159,7 +160,7 @@ def test_nonfinite_loss_alerts_pauses_and_every_line_stays_strict_json(tiny, tmp
     tr.setup()
     with torch.no_grad():
         next(p for p in tr.model.parameters() if p.dim() >= 2).fill_(math.nan)
-    mon = tr.attach_monitor(path)
+    mon = monitor_for(tr, path)
     seen = []
 
     def on_event(ev):
@@ -198,7 +199,7 @@ def test_a_crash_in_the_training_thread_ends_the_log_with_an_error(tiny, tmp_pat
 
     tr.batches = Exploding()
     path.touch()
-    tr.attach_monitor(path)
+    monitor_for(tr, path)
     end = tr.run()
     assert end.reason == "error" and "fell over" in end.error
     data = read_session(path)
@@ -212,15 +213,15 @@ def test_a_crash_in_the_training_thread_ends_the_log_with_an_error(tiny, tmp_pat
 def test_two_runs_started_in_the_same_second_get_different_logs(tiny, tmp_path, monkeypatch):
     from datetime import datetime
 
-    from bitnet_model.run.build import prepare_run
+    from bitnet_tui.app.runs.build import prepare_run
 
     class Frozen(datetime):
         @classmethod
         def now(cls, tz=None):
             return datetime(2026, 1, 1, 12, 0, 0)
 
-    import bitnet_model.run.plan as plan_mod
-    from bitnet_model.log.paths import checkpoint_dir
+    import bitnet_tui.app.runs.plan as plan_mod
+    from bitnet_tui.session.log.paths import checkpoint_dir
 
     monkeypatch.setattr(plan_mod, "datetime", Frozen)
     a = prepare_run({"steps": 2}, sessions=str(tmp_path), base=tiny())
@@ -231,7 +232,7 @@ def test_two_runs_started_in_the_same_second_get_different_logs(tiny, tmp_path, 
 
 
 def test_two_followers_on_one_growing_log_both_see_every_event(tmp_path):
-    from bitnet_model.analysis.scripted import scripted_run
+    from tests.fixtures.scripted import scripted_run
 
     events = scripted_run([20, 10, 5, 3], eval_every=25)
     path = tmp_path / "grow.jsonl"

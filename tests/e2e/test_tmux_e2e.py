@@ -137,8 +137,8 @@ def test_live_run_in_a_real_terminal_stops_cleanly_on_quit(tmux, tmp_path):
     tmux.wait_for(lambda s: "Stop it and quit?" in s)
     tmux.keys("y")
     tmux.wait_gone(timeout=40)
-    from bitnet_model.log.paths import list_sessions
-    from bitnet_model.log.reader import read_session
+    from bitnet_tui.session.log.paths import list_sessions
+    from bitnet_tui.session.log.reader import read_session
 
     logs = list_sessions(tmp_path / "sessions")
     assert len(logs) == 1
@@ -151,8 +151,8 @@ def test_a_dashboard_that_loses_its_terminal_ends_the_run_cleanly(tmux, tmp_path
     tmux.wait_for(lambda s: "LIVE" in s and "_h32_" in s and "palette" in s, timeout=60)
     pane_pid = int(tmux.tmux("display-message", "-p", "-t", tmux.name, "#{pane_pid}").stdout.strip())
     tmux.kill()  # the terminal goes away: tmux sends SIGHUP to the pane's processes
-    from bitnet_model.log.paths import list_sessions
-    from bitnet_model.log.reader import read_session
+    from bitnet_tui.session.log.paths import list_sessions
+    from bitnet_tui.session.log.reader import read_session
 
     deadline = time.monotonic() + 60
     data = None
@@ -165,7 +165,7 @@ def test_a_dashboard_that_loses_its_terminal_ends_the_run_cleanly(tmux, tmp_path
     assert data is not None and data.ended, f"no run_ended after the hangup (pane pid {pane_pid})"
     assert data.end.reason == "hangup"
     assert any(e.kind == "checkpoint" for e in data.events)
-    from bitnet_model.log.writer import writer_lock_held
+    from bitnet_tui.session.log.writer import writer_lock_held
 
     deadline = time.monotonic() + 20
     while writer_lock_held(logs[0]) and time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bitnet_model.analysis.scripted import scripted_run
+from tests.fixtures.scripted import scripted_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

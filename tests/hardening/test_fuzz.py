@@ -3,7 +3,7 @@
 Hypothesis builds headers and events from real ones with any field (or an extra one) replaced by an arbitrary
 JSON value: huge integers, floats at the edge of range, the writer's "NaN"/"Infinity" strings, text full of
 terminal controls and markup, nested lists and objects. They go through the decoder (``decode_event``,
-``parse_header``), ``read_session``, ``summary``/``compare`` (:mod:`bitnet_model.analysis`), the dashboard's fold
+``parse_header``), ``read_session``, ``summary``/``compare`` (:mod:`bitnet_tui.session.analysis`), the dashboard's fold
 and panels, and the CLI. Only the documented errors may come out (``ValueError``/``EventFormatError`` from
 decoding one line, ``SessionError`` for a file that is not a usable session), and no control character is
 ever printed. ``max_examples`` is bounded so the whole file takes a few seconds.
@@ -20,16 +20,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from bitnet_model.analysis.compare import compare
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.analysis.summary import read_summary
-from bitnet_model.control.protocol import COMMAND_NAMES
-from bitnet_model.control.server import ControlServer
-from bitnet_model.log.errors import SessionError
-from bitnet_model.log.events import Event, Intervention, RunStarted
-from bitnet_model.log.reader import decode_event, parse_header, read_session
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.instrument.server import ControlServer
+from bitnet_tui.session.analysis.compare import compare
+from bitnet_tui.session.analysis.summary import read_summary
+from bitnet_tui.session.control.protocol import COMMAND_NAMES
+from bitnet_tui.session.log.errors import SessionError
+from bitnet_tui.session.log.events import Event, Intervention, RunStarted
+from bitnet_tui.session.log.reader import decode_event, parse_header, read_session
 from tests.control.helpers import RecordingRun
+from tests.fixtures.scripted import scripted_run
 from tests.hardening.hostile import EVIL, control_chars
 
 runner = CliRunner()
@@ -132,9 +132,9 @@ def _write(directory: Path, name: str, header: dict, events: list, junk: list[by
 @given(event_dicts("run_started"), st.lists(event_dicts(), min_size=1, max_size=10),
        st.lists(st.binary(max_size=40), max_size=2))
 def test_everything_that_reads_a_log_survives_it(header, events, junk):
-    from bitnet_tui.dashboard.feed import Feed
-    from bitnet_tui.dashboard.header import render_header
-    from bitnet_tui.dashboard.panels import config_lines, render_samples
+    from bitnet_tui.app.dashboard.feed import Feed
+    from bitnet_tui.app.dashboard.header import render_header
+    from bitnet_tui.app.dashboard.panels import config_lines, render_samples
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

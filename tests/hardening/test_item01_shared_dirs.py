@@ -23,11 +23,11 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-import bitnet_tui.cli.detach as detach_mod
-from bitnet_model.log.paths import checkpoint_dir, list_sessions
-from bitnet_model.log.reader import read_session
-from bitnet_model.run.plan import plan_run
-from bitnet_tui.cli.main import app
+import bitnet_tui.app.cli.detach as detach_mod
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.app.runs.plan import plan_run
+from bitnet_tui.session.log.paths import checkpoint_dir, list_sessions
+from bitnet_tui.session.log.reader import read_session
 from tests.conftest import TINY_KNOBS, tiny_args, wait_until
 from tests.hardening.hostile import NOBODY, as_user, can_switch_user
 
@@ -220,8 +220,8 @@ def test_a_planted_output_file_after_the_claim_starts_nothing(shared, victim, mo
 def test_a_checkpoint_directory_of_another_user_is_never_written(shared, victim):
     """Resuming is not the attack surface, saving is: a store pointed at the other user's 0777 directory refuses
     it outright, whatever the symlinks inside are named."""
-    from bitnet_model.monitor.checkpoints import CheckpointStore
-    from bitnet_model.safefs import UnsafePathError, atomic_write
+    from bitnet_tui.instrument.checkpoints import CheckpointStore
+    from bitnet_tui.session.safefs import UnsafePathError, atomic_write
 
     base = shared / "x"
     _plant(base, victim, what=("ckpt",))

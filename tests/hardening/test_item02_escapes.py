@@ -14,8 +14,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model.log.reader import read_session
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.session.log.reader import read_session
 from tests.conftest import tiny_args
 from tests.hardening.hostile import EVIL, EVIL_NAME, LITERALS, control_chars, hostile_log
 
@@ -131,9 +131,9 @@ def test_run_with_a_tokenizer_whose_parse_error_quotes_its_content(tmp_path, con
 
 
 def test_the_dashboard_fold_and_panels_show_hostile_text_literally(sdir):
-    from bitnet_tui.dashboard.feed import Feed
-    from bitnet_tui.dashboard.header import render_header
-    from bitnet_tui.dashboard.panels import config_lines, render_samples, timeline_row
+    from bitnet_tui.app.dashboard.feed import Feed
+    from bitnet_tui.app.dashboard.header import render_header
+    from bitnet_tui.app.dashboard.panels import config_lines, render_samples, timeline_row
 
     data = read_session(sdir / f"{A}.jsonl")
     feed = Feed()

@@ -18,12 +18,12 @@ import threading
 import pytest
 
 import bitnet_model.train.checkpoint as checkpoint_mod
-from bitnet_model.control import commands as C
-from bitnet_model.log.events import Alert, CheckpointSaved, Intervention, StepDone
-from bitnet_model.log.follow import Follower
-from bitnet_model.log.paths import checkpoint_dir, list_sessions
-from bitnet_model.log.reader import read_session
-from bitnet_model.run.build import prepare_run
+from bitnet_tui.app.runs.build import prepare_run
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.log.events import Alert, CheckpointSaved, Intervention, StepDone
+from bitnet_tui.session.log.follow import Follower
+from bitnet_tui.session.log.paths import checkpoint_dir, list_sessions
+from bitnet_tui.session.log.reader import read_session
 from tests.conftest import tiny_args, wait_until
 from tests.hardening.hostile import ROOT, cli_env
 
@@ -142,7 +142,7 @@ def test_a_killed_runs_partial_checkpoint_is_removed_when_it_is_resumed(tmp_path
     os.symlink(victim, ckpt / ".step00000008.pt.4242.cafecafe.tmp")
     from typer.testing import CliRunner
 
-    from bitnet_tui.cli.main import app
+    from bitnet_tui.app.cli.main import app
 
     r = CliRunner().invoke(app, ["run", "--headless", "--resume", str(first.session_path), "--steps", "6",
                                  "--sessions-dir", str(tmp_path / "s")])

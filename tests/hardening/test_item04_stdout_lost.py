@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from bitnet_model.log.events import Alert, StepDone
-from bitnet_model.log.paths import list_sessions
-from bitnet_model.log.reader import read_session
+from bitnet_tui.session.log.events import Alert, StepDone
+from bitnet_tui.session.log.paths import list_sessions
+from bitnet_tui.session.log.reader import read_session
 from tests.conftest import tiny_args
 from tests.hardening.hostile import ROOT, cli_env
 

@@ -16,9 +16,9 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.log.reader import read_session
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.session.log.reader import read_session
+from tests.fixtures.scripted import scripted_run
 from tests.hardening.hostile import control_chars
 
 runner = CliRunner()
@@ -120,9 +120,9 @@ def poisoned(request, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_the_decoder_counts_every_out_of_range_value_and_the_fold_never_plots_one(poisoned):
-    from bitnet_tui.dashboard.feed import Feed
-    from bitnet_tui.dashboard.header import render_header
-    from bitnet_tui.dashboard.panels import config_lines, render_samples
+    from bitnet_tui.app.dashboard.feed import Feed
+    from bitnet_tui.app.dashboard.header import render_header
+    from bitnet_tui.app.dashboard.panels import config_lines, render_samples
 
     _, path, value = poisoned
     data = read_session(path)
@@ -189,7 +189,7 @@ def test_a_header_whose_time_is_nan_is_one_line_and_an_event_with_one_is_skipped
 @pytest.mark.timeout(120)
 def test_replay_opens_a_log_with_every_kind_of_bad_number(tmp_path):
     """The dashboard itself (the real app, its plots included) opens at the end and draws, without freezing."""
-    from bitnet_tui.dashboard.app import make_app
+    from bitnet_tui.app.dashboard.app import make_app
 
     values = list(POISONS.values())
     path = poisoned_log(tmp_path / "mixed.jsonl", None, per_field=lambda i: values[i % len(values)])

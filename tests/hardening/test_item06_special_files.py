@@ -16,10 +16,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.log.writer import SessionWriter, writer_lock_held
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.session.log.writer import SessionWriter, writer_lock_held
 from tests.conftest import tiny_args
+from tests.fixtures.scripted import scripted_run
 from tests.hardening.hostile import ROOT, cli_env, run_cli
 
 runner = CliRunner()

@@ -16,18 +16,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.control import commands as C
-from bitnet_model.control.client import request
-from bitnet_model.control.peer import control_path
-from bitnet_model.control.server import ControlServer
-from bitnet_model.log.paths import checkpoint_dir
-from bitnet_model.monitor.lr import LRControl
-from bitnet_model.monitor.steering import Steering
 from bitnet_model.train.config import RunConfig
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.instrument.lr import LRControl
+from bitnet_tui.instrument.server import ControlServer
+from bitnet_tui.instrument.steering import Steering
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.control.client import request
+from bitnet_tui.session.control.peer import control_path
+from bitnet_tui.session.log.paths import checkpoint_dir
 from tests.conftest import tiny_args, tiny_config
 from tests.control.helpers import RecordingRun, reply_to
+from tests.fixtures.scripted import scripted_run
 
 runner = CliRunner()
 BIG = "9223372036854775807"

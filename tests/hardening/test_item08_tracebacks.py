@@ -19,10 +19,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.log.paths import checkpoint_dir
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.session.log.paths import checkpoint_dir
 from tests.conftest import tiny_args
+from tests.fixtures.scripted import scripted_run
 from tests.hardening.hostile import ROOT, cli_env
 
 runner = CliRunner()

@@ -15,21 +15,21 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-import bitnet_model.control.server as server_mod
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.control import commands as C
-from bitnet_model.control.client import request
-from bitnet_model.control.server import MAX_CLIENTS, ControlServer
-from bitnet_model.log.events import StepDone
-from bitnet_model.log.follow import Follower
-from bitnet_model.log.paths import checkpoint_dir, list_sessions
-from bitnet_model.log.reader import read_session
-from bitnet_model.log.writer import SessionWriter, writer_lock_held
-from bitnet_model.run.build import prepare_run
-from bitnet_model.run.plan import plan_run
-from bitnet_tui.cli.main import app
+import bitnet_tui.instrument.server as server_mod
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.app.runs.build import prepare_run
+from bitnet_tui.app.runs.plan import plan_run
+from bitnet_tui.instrument.server import MAX_CLIENTS, ControlServer
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.control.client import request
+from bitnet_tui.session.log.events import StepDone
+from bitnet_tui.session.log.follow import Follower
+from bitnet_tui.session.log.paths import checkpoint_dir, list_sessions
+from bitnet_tui.session.log.reader import read_session
+from bitnet_tui.session.log.writer import SessionWriter, writer_lock_held
 from tests.conftest import tiny_args, tiny_config, wait_until
 from tests.control.helpers import RecordingRun
+from tests.fixtures.scripted import scripted_run
 from tests.hardening.hostile import ROOT, cli_env
 
 runner = CliRunner()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bitnet_model.control import commands as C
-from bitnet_model.log.events import CheckpointSaved, StepDone
-from bitnet_model.log.paths import checkpoint_dir
-from bitnet_model.log.reader import read_session
-from bitnet_model.monitor.checkpoints import list_checkpoints
-from bitnet_model.run.build import prepare_run
+from bitnet_tui.app.runs.build import prepare_run
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.log.events import CheckpointSaved, StepDone
+from bitnet_tui.session.log.paths import checkpoint_dir, list_checkpoints
+from bitnet_tui.session.log.reader import read_session
 
 
 def _run(tmp_path, tiny, keep: int, asked_at: tuple[int, ...] = (5,), steps: int = 14):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bitnet_model.control.client import request
-from bitnet_model.control.peer import control_path
-from bitnet_model.log.events import Event, StepDone
-from bitnet_model.log.reader import read_session
-from bitnet_model.monitor.monitor import Monitor
+from bitnet_tui.instrument.config import MonitorConfig
+from bitnet_tui.instrument.monitor import Monitor
+from bitnet_tui.session.control.client import request
+from bitnet_tui.session.control.peer import control_path
+from bitnet_tui.session.log.events import Event, StepDone
+from bitnet_tui.session.log.reader import read_session
 
 VOCAB, SEQ = 300, 16
 """The user-loop tests' vocabulary and window length."""
@@ -113,7 +115,17 @@ def model_and_monitor(tmp_path, lr: float, **kw) -> tuple[nn.Module, torch.optim
           "val_batches": [batch(10_000)], "sessions_dir": str(tmp_path / "sessions"), "gen_tokens": 4,
           "context": 64, "layers": [m for m in model.modules() if isinstance(m, TernaryLinear)],
           "config": {"train": {"lr": lr}}, **kw}
-    return model, opt, Monitor(model, opt, **kw)
+    return model, opt, Monitor(model, opt, **split_options(kw))
+
+
+def split_options(kw: dict) -> dict:
+    """Monitor keywords with the :class:`MonitorConfig` fields among them gathered into ``options``."""
+    names = {f.name for f in fields(MonitorConfig)}
+    out = {k: v for k, v in kw.items() if k not in names}
+    opts = {k: v for k, v in kw.items() if k in names}
+    if opts:
+        out["options"] = MonitorConfig(**opts)
+    return out
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, step: int) -> torch.Tensor:

@@ -17,10 +17,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bitnet_model.control.client import request
-from bitnet_model.control.peer import control_path
-from bitnet_model.log.events import Alert, Intervention
-from bitnet_tui import Monitor
+from bitnet_tui import Monitor, MonitorConfig
+from bitnet_tui.session.control.client import request
+from bitnet_tui.session.control.peer import control_path
+from bitnet_tui.session.log.events import Alert, Intervention
 from tests.conftest import ROOT, cli, wait_until
 from tests.integrations.helpers import (
     VOCAB,
@@ -89,7 +89,7 @@ def test_ctl_from_another_process_steers_a_user_loop_and_the_cli_reads_the_resul
     assert [r["differs"]["train.lr"] for r in table["sessions"]] == [3e-3, 1e-3]
     assert [r["last_step"] for r in table["sessions"]] == [ev["run_ended"][0].step, 5]
 
-    from bitnet_tui.dashboard.app import make_app
+    from bitnet_tui.app.dashboard.app import make_app
 
     app = make_app("replay", session_path=log, start_at="end")
     assert app.mode == "replay" and app.feed.ended is not None and app.feed.ended.reason == "finished"
@@ -178,9 +178,10 @@ def test_diagnostics_leave_modes_gradients_and_the_rng_as_the_loop_sees_them(tmp
         model = NoisyLM()
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
         modes, rng = [m.training for m in model.modules()], torch.get_rng_state()
-        mon = Monitor(model, opt, prompts=[[1, 2, 3]], gen_tokens=3, val_batches=[batch(9)], eval_every=2,
-                      sessions_dir=str(tmp_path / "sessions"), context=64,
-                      layers=[m for m in model.modules() if isinstance(m, TernaryLinear)]) if watch else None
+        layers = [m for m in model.modules() if isinstance(m, TernaryLinear)]
+        mon = Monitor(model, opt, prompts=[[1, 2, 3]], val_batches=[batch(9)], eval_every=2,
+                      sessions_dir=str(tmp_path / "sessions"),
+                      options=MonitorConfig(gen_tokens=3, context=64, layers=layers)) if watch else None
         if mon is not None:
             mon.start()  # probes the vocabulary, evals at step 0
             assert [m.training for m in model.modules()] == modes and torch.equal(rng, torch.get_rng_state())

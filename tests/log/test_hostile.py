@@ -11,13 +11,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.log.follow import Follower
-from bitnet_model.log.paths import checkpoint_dir
-from bitnet_model.log.reader import read_session
-from bitnet_model.log.writer import SessionWriter
 from bitnet_model.train.checkpoint import CheckpointError, load_checkpoint
-from bitnet_tui.cli.main import app
+from bitnet_tui.app.cli.main import app
+from bitnet_tui.session.log.follow import Follower
+from bitnet_tui.session.log.paths import checkpoint_dir
+from bitnet_tui.session.log.reader import read_session
+from bitnet_tui.session.log.writer import SessionWriter
+from tests.fixtures.scripted import scripted_run
 
 runner = CliRunner()
 EVIL = "\x1b[2J\x1b]0;pwned\x07\x1b]52;c;ZXZpbA==\x07[blink]blink[/blink][link=http://x]click[/link]\x9b31m"
@@ -106,7 +106,7 @@ def test_hostile_log_reads_in_bounded_memory(tmp_path):
 
 def test_hostile_log_replays_in_the_dashboard_without_escapes(tmp_path):
     pytest.importorskip("textual")
-    from bitnet_tui.dashboard.app import make_app
+    from bitnet_tui.app.dashboard.app import make_app
 
     path = hostile_log(tmp_path / "r.jsonl", big=1 << 20)
     app_ = make_app("replay", session_path=path, start_at="end")

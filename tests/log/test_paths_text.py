@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_model.log.errors import SessionError
-from bitnet_model.log.paths import checkpoint_dir, new_session_path, resolve_session, sessions_dir
-from bitnet_model.log.text import safe_text
-from bitnet_model.run.plan import RunPlan, claim_session, run_label
 from bitnet_model.train.config import ModelConfig, RunConfig, TrainConfig
+from bitnet_tui.app.runs.plan import RunPlan, claim_session, run_label
+from bitnet_tui.session.log.errors import SessionError
+from bitnet_tui.session.log.paths import checkpoint_dir, new_session_path, resolve_session, sessions_dir
+from bitnet_tui.session.text import safe_text
 from tests.log.test_session import every_kind, good_log, write
 
 # --------------------------------------------------------------------------- where

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_model.analysis.scripted import scripted_run
-from bitnet_model.log import writer as session_mod
-from bitnet_model.log.errors import SessionError, SessionWriteError
-from bitnet_model.log.events import (
+from bitnet_tui.session.log import writer as session_mod
+from bitnet_tui.session.log.errors import SessionError, SessionWriteError
+from bitnet_tui.session.log.events import (
     Alert,
     CheckpointSaved,
     EvalDone,
@@ -23,10 +22,11 @@ from bitnet_model.log.events import (
     StepDone,
     WeightsSnapshot,
 )
-from bitnet_model.log.follow import Follower
-from bitnet_model.log.reader import decode_event, read_session
-from bitnet_model.log.schema import event_from_dict
-from bitnet_model.log.writer import SessionWriter, session_status
+from bitnet_tui.session.log.follow import Follower
+from bitnet_tui.session.log.reader import decode_event, read_session
+from bitnet_tui.session.log.schema import event_from_dict
+from bitnet_tui.session.log.writer import SessionWriter, session_status
+from tests.fixtures.scripted import scripted_run
 
 
 def every_kind() -> list:

@@ -1,9 +1,9 @@
 import pytest
 
-from bitnet_model.analysis.detector import DetectorConfig
-from bitnet_model.errors import ConfigError
-from bitnet_model.knobs import knob_argv
 from bitnet_model.train.config import SECTIONS, DiagConfig, ModelConfig, RunConfig, TrainConfig, auto_lr, build_config
+from bitnet_tui.session.analysis.detector import DetectorConfig
+from bitnet_tui.session.errors import ConfigError
+from bitnet_tui.session.knobs import knob_argv
 
 
 def test_hidden_picks_the_shape():

@@ -14,8 +14,8 @@ import torch
 
 from bitnet_model.data.corpus import CORPUS_NAME, DataError, default_corpus
 from bitnet_model.data.dataset import forget_loaded, load_data
-from bitnet_model.monitor.diagnostics import unigram_stats
 from bitnet_model.train.config import DataConfig
+from bitnet_tui.instrument.diagnostics import unigram_stats
 
 VOCAB = 300
 CONTEXT = 16

@@ -3,8 +3,8 @@ a process that exits with the Monitor open."""
 
 from __future__ import annotations
 
-from bitnet_model.monitor.dist import RankFailed
-from bitnet_model.monitor.ending import ending_for
+from bitnet_tui.instrument.dist import RankFailed
+from bitnet_tui.instrument.ending import ending_for
 
 
 def _raised(exc: BaseException) -> BaseException:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bitnet_model.control import commands as C
-from bitnet_model.log.events import Intervention, StepDone
-from bitnet_model.monitor.lr import LRControl
 from bitnet_model.train.trainer import Trainer
+from bitnet_tui.instrument.for_trainer import monitor_for
+from bitnet_tui.instrument.lr import LRControl
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.log.events import Intervention, StepDone
 
 
 def scheduled_steps(schedule, rules_at):
@@ -58,7 +59,7 @@ def test_undo_restores_the_rule_before():
 
 def test_set_lr_during_warmup_in_a_real_run_never_exceeds_the_typed_value(tiny):
     tr = Trainer(tiny(steps=60, lr=1.5e-3, warmup_steps=40, schedule="two-stage"))
-    mon = tr.attach_monitor(None)
+    mon = monitor_for(tr, None)
     events = []
 
     def at5(ev):

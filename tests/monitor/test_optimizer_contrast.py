@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bitnet_model.analysis.diagnose import diagnose
-from bitnet_model.analysis.fold import RunFold
-from bitnet_model.analysis.summary import summarize
-from bitnet_model.log.paths import checkpoint_dir
-from bitnet_model.log.reader import read_session
-from bitnet_model.monitor.checkpoints import list_checkpoints
 from bitnet_model.train.config import DataConfig, DiagConfig, ModelConfig, RunConfig, TrainConfig
 from bitnet_model.train.trainer import Trainer
+from bitnet_tui.instrument.for_trainer import monitor_for
+from bitnet_tui.session.analysis.diagnose import diagnose
+from bitnet_tui.session.analysis.fold import RunFold
+from bitnet_tui.session.analysis.summary import summarize
+from bitnet_tui.session.log.paths import checkpoint_dir, list_checkpoints
+from bitnet_tui.session.log.reader import read_session
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def contrast_config(cache_dir: str, optimizer: str) -> RunConfig:
 
 def train(cache_dir: str, optimizer: str):
     tr = Trainer(contrast_config(cache_dir, optimizer))
-    mon = tr.attach_monitor(None)
+    mon = monitor_for(tr, None)
     end = tr.run()
     assert end.reason == "finished"
     data = read_session(mon.session_path)

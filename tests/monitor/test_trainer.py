@@ -8,16 +8,17 @@ import time
 
 import pytest
 
-from bitnet_model.control import commands as C
-from bitnet_model.log.events import Alert, EvalDone, Intervention, RunEnded, RunStarted, StepDone
 from bitnet_model.train.trainer import Trainer
+from bitnet_tui.instrument.for_trainer import monitor_for
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.log.events import Alert, EvalDone, Intervention, RunEnded, RunStarted, StepDone
 from tests.conftest import wait_until
 
 
 def make(cfg, **kw):
     """A trainer with its Monitor (logging to the test's sessions directory) and a list of its events."""
     tr = Trainer(cfg, **kw)
-    mon = tr.attach_monitor(None)
+    mon = monitor_for(tr, None)
     events = []
     mon.subscribe(events.append)
     return tr, mon, events

@@ -1,0 +1,111 @@
+"""``bitnet-tui diagnose SESSION...``: which disease, since when, the figures, the likely causes, what to try."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from bitnet_tui.app.cli.app import command
+from bitnet_tui.app.cli.errors import fail, warn
+from bitnet_tui.app.cli.options import JsonOption, SessionsDirOption, resolve_sessions
+from bitnet_tui.app.cli.render import cell, console, emit_json, fit_keys, print_left_out
+from bitnet_tui.session.analysis.compare import compare, short_key
+from bitnet_tui.session.analysis.diagnose import Diagnosis, diagnose
+from bitnet_tui.session.analysis.fold import RunFold
+from bitnet_tui.session.analysis.summary import summarize
+from bitnet_tui.session.errors import UserError
+from bitnet_tui.session.log.paths import checkpoint_dir, list_checkpoints, short_name
+from bitnet_tui.session.log.reader import read_session
+from bitnet_tui.session.text import printable
+
+
+def diagnose_path(path: Path) -> tuple[Diagnosis, object]:
+    data = read_session(path)
+    fold = RunFold()
+    fold.apply(data.header)
+    fold.apply_all(data.events)
+    s = summarize(data, fold)
+    for w in data.warnings:
+        warn(w)
+    steps = [st for st, _ in list_checkpoints(checkpoint_dir(path))]
+    return diagnose(s, fold, steps), s
+
+
+def print_diagnosis(d: Diagnosis) -> None:
+    con = console()
+    head = Text()
+    head.append(printable(d.name), style="bold")
+    head.append(f"  {d.headline()}", style="bold red" if d.trouble or d.failed else "bold green")
+    if d.began is not None:
+        head.append(f"  (since step {d.began})")
+    con.print(head)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for label, value in d.figures:
+        grid.add_row(label, cell(value))
+    con.print(grid)
+    if d.causes:
+        con.print(Text("likely causes, most supported first (hypotheses with their evidence):" if d.trouble else
+                       "worth knowing (settings that usually matter):" if d.failed else
+                       "worth knowing (the run ended well; settings that usually matter):", style="bold"))
+        for i, c in enumerate(d.causes, 1):
+            con.print(Text(f" {i}. {printable(c.title, 200)}: {printable(c.evidence, 600)}"))
+    con.print(Text("what to try:", style="bold"))
+    for what, cmd in d.tries:
+        con.print(Text(f" - {printable(what, 200)}: ") + Text(printable(cmd, 400), style="bold"))
+
+
+def print_diagnoses(paths: list[Path], as_json: bool = False) -> None:
+    results = []
+    for p in paths:
+        if len(paths) == 1:
+            results.append(diagnose_path(p))  # one session: its error is the command's
+            continue
+        try:
+            results.append(diagnose_path(p))
+        except UserError as e:
+            warn(e)
+    if not results:
+        fail("none of the sessions could be read")
+    if as_json:
+        emit_json({"diagnoses": [d.to_json() for d, _ in results]})
+        return
+    if len(results) > 1:
+        table = compare([s for _, s in results])  # type: ignore[misc]
+        by_path = {d.path: d for d, _ in results}
+        con = console()
+        keys, hidden = fit_keys(table.keys, con.width - 19 - 40)  # the disease, since and top cause keep 40
+        t = Table(box=None, header_style="bold", pad_edge=False)
+        t.add_column("session", no_wrap=True, overflow="ellipsis", max_width=18)
+        for k in keys:
+            t.add_column(Text(printable(short_key(k), 40)), justify="right", no_wrap=True, overflow="ellipsis",
+                         max_width=10)
+        for col in ("disease", "since", "top cause"):
+            t.add_column(col, overflow="fold")
+        for r in table.rows:
+            d = by_path[r.path]
+            t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in keys],
+                      cell(d.headline(short=True)),
+                      cell("—" if d.began is None else str(d.began)),
+                      cell(d.causes[0].title.split(":")[0] if d.causes and d.causes[0].score >= 1 else "—"))
+        con.print(t)
+        print_left_out(con, hidden)
+        con.print("")
+    for d, _ in results:
+        print_diagnosis(d)
+        console().print("")
+
+
+@command("diagnose")
+def diagnose_cmd(
+    session: Annotated[list[str], typer.Argument(help="One or more sessions (paths, names, prefixes, latest).")],
+    sessions_dir_opt: SessionsDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What went wrong and why: the disease, when it began, the figures, ranked causes and a command to try."""
+    print_diagnoses(resolve_sessions(session, sessions_dir_opt), as_json)

@@ -1,0 +1,217 @@
+"""The dashboard's actions, by what they move: the run (:class:`RunControls`: LR, pause, checkpoint, eval,
+rewind, quit), the replay cursor (:class:`ReplayControls`) and the view (:class:`ViewControls`). Mixed into
+:class:`~.app.Dashboard`; every control is a command to the run, and the panels show the run's confirmed
+``intervention``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import Tabs
+from textual.worker import Worker, WorkerState
+
+from bitnet_tui.app.dashboard.dialogs import ConfirmDialog, LRDialog, RewindDialog, StepDialog
+from bitnet_tui.app.dashboard.keys import SENDS
+from bitnet_tui.app.dashboard.player import SPEEDS
+from bitnet_tui.app.dashboard.sources import LiveSource, ReplaySource
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.text import fmt_num, printable
+
+
+class RunControls:
+    """Steering a live run (``self`` is the Dashboard)."""
+
+    source: Any
+    feed: Any
+    _rewinding: tuple[int, float] | None
+    _worker_error: str
+    _stopping: bool
+
+    def _send(self, cmd: C.Command) -> None:
+        if self.source.can("steer") is not True:
+            self.notify(self.source.why_not("steer") or "this view cannot steer a run", severity="warning")
+            return
+        self.source.send(cmd)
+
+    def action_set_lr(self) -> None:
+        def done(value: float | None) -> None:
+            if value is not None:
+                self._send(C.SetLR(value=value, source="dashboard"))
+
+        self.push_screen(LRDialog(self.feed), done)
+
+    def action_scale_lr(self, factor: float) -> None:
+        self._send(C.ScaleLR(factor=float(factor), source="dashboard"))
+
+    def action_undo_lr(self) -> None:
+        self._send(SENDS["undo_lr"](source="dashboard"))
+
+    def action_checkpoint(self) -> None:
+        self._send(SENDS["checkpoint"](source="dashboard"))
+
+    def action_eval_now(self) -> None:
+        self._send(SENDS["eval_now"](source="dashboard"))
+
+    def action_toggle_pause(self) -> None:
+        if isinstance(self.source, ReplaySource):
+            p = self.source.player
+            p.playing = not p.playing
+            p.clock = None if p.at_end else p.clock
+            self.refresh_panels()
+            return
+        self._send(C.Resume(source="dashboard") if self.feed.paused else C.Pause(source="dashboard"))
+
+    # -- rewind ----------------------------------------------------------------
+    def action_rewind(self) -> None:
+        why = self.source.why_not("rewind")
+        if why or not isinstance(self.source, LiveSource):
+            self.notify(why or "rewind forks a live run", severity="warning")
+            return
+        steps = self.source.checkpoint_steps()
+        if not steps:
+            hint = "press c to save one, then rewind" if self.source.running else "this run saved none"
+            self.notify(f"no checkpoints of this run yet: {hint}", severity="warning", timeout=6)
+            return
+
+        def done(choice: tuple[int, float] | None) -> None:
+            if choice is None or self._rewinding is not None:
+                return
+            self._rewinding = choice
+            if self.feed.ended is None and not self._worker_error:
+                self.source.send(C.Stop(reason="rewound", source="dashboard"))
+            self.refresh_panels()
+
+        # Only checkpoints that exist on disk are offered: a fork never starts from a nearby one silently.
+        self.push_screen(RewindDialog(steps, self.feed.lr), done)
+
+    def _fork(self) -> None:
+        """The current run has ended: build the fork off the event loop."""
+        step, lr = self._rewinding  # type: ignore[misc]
+        run = self.source.run
+        self.run_worker(lambda: run.fork(step, lr), name="rewind", group="rewind", thread=True, exit_on_error=False)
+
+    def _rewound(self, worker: Worker) -> None:
+        if worker.state == WorkerState.SUCCESS:
+            assert isinstance(self.source, LiveSource)
+            self.source.replace(worker.result)
+            self._worker_error = ""
+            self._rewinding = None
+            self._start_work()
+            self.notify(printable(f"rewound: training {worker.result.run_name}", 300), timeout=6)
+        elif worker.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            err = worker.error
+            self._rewinding = None
+            self.notify(printable(f"rewind failed: {type(err).__name__}: {err}", 300), severity="error", timeout=10)
+        self.refresh_panels(force=True)
+
+    # -- leaving ---------------------------------------------------------------
+    def action_quit_run(self) -> None:
+        if self._rewinding is not None:
+            self.notify("rewinding: quit when the forked run has started", severity="warning")
+            return
+        src = self.source
+        if not isinstance(src, LiveSource) or not src.running or self._worker_error:
+            self.exit()
+            return
+        if src.detachable:
+            src.run.detach()
+            self.exit(message="detached; the run goes on")
+            return
+        if self._stopping:
+            self.notify("stopping: waiting for the run to end")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._stopping = True
+                src.send(C.Stop(reason="stopped", source="dashboard"))
+                self.refresh_panels()
+
+        self.push_screen(ConfirmDialog("Training is running. Stop it and quit?"), done)
+
+    async def action_quit(self) -> None:
+        self.action_quit_run()
+
+
+class ReplayControls:
+    """Moving through a replay; ``n``/``N`` also walk the timeline of a live run or a watched log."""
+
+    source: Any
+    feed: Any
+
+    def _player(self) -> Any:
+        return self.source.player if isinstance(self.source, ReplaySource) else None
+
+    def action_speed(self, key: str) -> None:
+        if self._player() is not None:
+            self._player().speed = SPEEDS.get(str(key), 1.0)
+            self.refresh_panels()
+
+    def _move(self, how: str, *args: Any) -> bool:
+        p = self._player()
+        if p is None:
+            return False
+        ok = getattr(p, how)(*args)
+        self.source.tick(0.0)
+        self.refresh_panels(force=True)
+        return ok is not False
+
+    def action_to_start(self) -> None:
+        self._move("to_start")
+
+    def action_to_end(self) -> None:
+        self._move("to_end")
+
+    def _mark(self, delta: int) -> None:
+        p = self._player()
+        if p is not None:
+            ok = self._move("next_mark" if delta > 0 else "prev_mark", p.marks())
+        else:
+            ok = self.timeline().move(self.feed, delta)
+            if ok:
+                self.show_panel("timeline", keep_overview=True)
+        if not ok:
+            self.notify(f"no {'later' if delta > 0 else 'earlier'} alert or intervention")
+
+    def action_next_mark(self) -> None:
+        self._mark(1)
+
+    def action_prev_mark(self) -> None:
+        self._mark(-1)
+
+    def action_goto_step(self) -> None:
+        p = self._player()
+        if p is None:
+            return
+        last = p.steps[-1] if p.steps else 0
+        self.push_screen(StepDialog(last), lambda step: step is not None and self._move("seek_step", step))
+
+
+class ViewControls:
+    """What is shown: panels, log scale, smoothing, the weights map (every mode)."""
+
+    view: Any
+
+    def action_next_panel(self) -> None:
+        self.query_one(Tabs).action_next_tab()
+
+    def action_show_panel(self, key: str) -> None:
+        self.show_panel(key)
+
+    def _view_changed(self, message: str) -> None:
+        self.view.changed()
+        self.refresh_panels(force=True)
+        self.notify(message, timeout=2)
+
+    def action_toggle_log(self) -> None:
+        self.view.log_y = not self.view.log_y
+        self._view_changed("y axes: " + ("log scale" if self.view.log_y else "linear"))
+
+    def action_smoothing(self) -> None:
+        w = self.view.next_ema()
+        self._view_changed(f"smoothing: EMA {fmt_num(w)}" if w else "smoothing off")
+
+    def action_weights_map(self) -> None:
+        self.view.weights_map = "scale" if self.view.weights_map == "flip" else "flip"
+        self._view_changed("weights map: " + ("scale and latent RMS, each ÷ its peak"
+                                               if self.view.weights_map == "scale" else "flip rate and zero fraction"))

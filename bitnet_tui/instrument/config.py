@@ -1,0 +1,128 @@
+"""What a Monitor can be told beyond the common arguments: :class:`MonitorConfig`, checked when it is made.
+
+``Monitor(model, optimizer, decode=..., prompts=..., val_batches=..., sessions_dir=..., run_name=...,
+config=..., eval_every=...)`` covers a typical loop; everything else is a field here, each with its meaning
+below. :class:`TrainerFacts` holds what only a trainer that owns its data and its schedule knows (bitnet-tui's
+own trainer fills it through :func:`bitnet_tui.instrument.for_trainer.monitor_for`); a user's loop leaves it out
+and the Monitor measures those figures itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bitnet_tui.session.analysis.detector import DetectorConfig
+
+NONFINITE = ("pause", "stop")
+
+
+@dataclass(kw_only=True)
+class MonitorConfig:
+    """The Monitor's less common settings. Every field is optional; a bad value raises ``ValueError`` here."""
+
+    session_path: str | Path | None = None
+    """The log file to write (created empty by whoever named it); default: a new file in ``sessions_dir``."""
+    weights_every: int | None = None
+    """Steps between weight snapshots (ternary split, flip rate, scales); default: ``eval_every``."""
+    gen_tokens: int = 32
+    """Greedy tokens generated from each prompt at an eval."""
+    token_text: Callable[[int], str] | None = None
+    """One token id as text, for the top-tokens list; default: ``decode([id])``."""
+    loss_fn: Callable[..., Any] | None = None
+    """``loss_fn(model, batch) -> loss`` for held-out batches that are not ``(inputs, targets)`` pairs."""
+    layers: Sequence[Any] | None = None
+    """The ternary layers to watch; default: every module whose class name contains ``BitLinear``."""
+    vocab_size: int | None = None
+    """The model's output width; default: probed with one forward pass."""
+    unigram: Any = None
+    """Token counts of the training text (a tensor or a sequence, one count per token id): the unigram
+    entropy the loss is read against. Without it the Monitor counts the targets of the held-out batches, a
+    figure biased low on a small sample, and the header says so."""
+    save: Callable[[Path], Any] | None = None
+    """``save(path)`` writes a checkpoint; without it, checkpoint commands are refused with an alert."""
+    checkpoint_every: int = 0
+    """Steps between periodic checkpoints through ``save`` (0: only those asked for, and the final one)."""
+    keep_checkpoints: int = 3
+    """Periodic checkpoints kept (0: all); asked-for and final ones are always kept."""
+    control: bool = True
+    """Serve the owner-only control socket beside the log (``attach``, ``ctl``)."""
+    detector: DetectorConfig | None = None
+    """The detector's thresholds; default: ``DetectorConfig()``."""
+    total_steps: int | None = None
+    """Steps the loop will run, for progress and for the evals at the last step."""
+    report_metric: bool = False
+    """Also measure the seed report's 20-token figure at each eval."""
+    on_nonfinite: str = "pause"
+    """A non-finite loss: "pause" (a person can lower the LR and resume) or "stop" (``should_stop``)."""
+    log_every: int = 1
+    """Steps between read-backs of the loss from the device (1: a host sync every step)."""
+    tensorboard: str | None = None
+    """Also write every figure to this TensorBoard log directory."""
+    trackio: str | None = None
+    """Also log every figure to this trackio project."""
+    argv: Sequence[str] | None = None
+    """The command line recorded in the header; default: ``sys.argv``."""
+    context: int | None = None
+    """The model's longest sequence: prompts and continuations are cut to fit."""
+    parent: dict[str, Any] | None = None
+    """The run this one continues (``{"session": ..., "step": ...}``), shown in the header."""
+
+    def __post_init__(self) -> None:
+        _positive("gen_tokens", self.gen_tokens)
+        _positive("log_every", self.log_every)
+        if self.weights_every is not None:
+            _positive("weights_every", self.weights_every)
+        for name in ("checkpoint_every", "keep_checkpoints"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {v!r}")
+        if self.total_steps is not None:
+            _positive("total_steps", self.total_steps)
+        if self.on_nonfinite not in NONFINITE:
+            raise ValueError(f"on_nonfinite must be one of {', '.join(NONFINITE)}, got {self.on_nonfinite!r}")
+        if self.detector is not None and not isinstance(self.detector, DetectorConfig):
+            raise ValueError(f"detector must be a DetectorConfig, got {type(self.detector).__name__}")
+
+
+@dataclass(kw_only=True)
+class TrainerFacts:
+    """What a trainer that owns its data, schedule and checkpoints knows that a Monitor cannot measure."""
+
+    unigram_entropy: float | None = None
+    """The corpus' unigram entropy, when computed elsewhere."""
+    quantize: Callable[..., Any] | None = None
+    """The weight quantiser of the watched layers; default: absmean ternary."""
+    checkpoint_suffix: str = ""
+    """The suffix of checkpoint names (``step00000100.pt``)."""
+    eval_at_start: bool = True
+    """Eval at step 0, before training (a fresh run)."""
+    start_step: int = 0
+    """The step a resumed run starts from."""
+    header: dict[str, Any] = field(default_factory=dict)
+    """Extra header fields: the corpus and the tokenizer."""
+    audit: dict[str, Any] | bool = True
+    """The optimizer audit's inputs (``peak_lr``, ``hidden``, ``schedule``), or False to skip the audit."""
+    source: str = "monitor"
+    """Who drives the loop ("bitnet-tui run" for ours); decides how advice is phrased."""
+    flops_per_token: float | None = None
+    """Model FLOPs per trained token, for MFU."""
+    peak_flops: float | None = None
+    """The device's peak FLOP/s, for MFU."""
+
+
+def checked(eval_every: Any, options: Any, facts: Any) -> tuple[MonitorConfig, TrainerFacts]:
+    """The Monitor's checked settings: ``eval_every`` a whole number >= 1, the two dataclasses (or defaults)."""
+    _positive("eval_every", eval_every)
+    o = options if options is not None else MonitorConfig()
+    f = facts if facts is not None else TrainerFacts()
+    if not isinstance(o, MonitorConfig) or not isinstance(f, TrainerFacts):
+        raise TypeError("options must be a MonitorConfig and facts a TrainerFacts")
+    return o, f
+
+
+def _positive(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")

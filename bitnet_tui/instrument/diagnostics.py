@@ -1,0 +1,164 @@
+"""Evals and weight snapshots, judged by the detector: the figures every screen and verdict rests on."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from bitnet_model.nn.device import one_thread_on_cpu
+from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts
+from bitnet_tui.instrument.evals import eval_mode, evaluate, logits_of, report_prompt_ids
+from bitnet_tui.instrument.weights import (
+    Quantize,
+    WeightWatcher,
+    embedding_rms,
+    find_ternary_layers,
+    norm_gains,
+    unwrap,
+)
+from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
+from bitnet_tui.session.log.events import EvalDone, Event, WeightsSnapshot
+
+
+def unigram_stats(counts: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(entropy in nats, log-probabilities with a floor for unseen tokens) of token counts."""
+    c = counts.double()
+    p = c / c.sum()
+    nz = p[p > 0]
+    entropy = float(-(nz * nz.log()).sum())
+    floor = 0.5 / float(c.sum())  # an unseen token gets half a count
+    q = p.clamp(min=floor)
+    return entropy, (q / q.sum()).log().float()  # renormalised: a KL against it is never negative
+
+
+@dataclass(frozen=True)
+class Baselines:
+    vocab: int | None
+    ln_vocab: float | None
+    unigram_entropy: float | None
+    unigram_log: torch.Tensor | None
+    estimated: bool
+    """The unigram distribution was estimated from the held-out batches' targets."""
+
+
+def baselines(model: Any, prompts: torch.Tensor | None, val_batches: Sequence[Any], *, vocab_size: int | None,
+              unigram: torch.Tensor | None, unigram_entropy: float | None) -> Baselines:
+    """ln(vocab) and the unigram entropy a run's loss is read against. The vocabulary is the model's output width
+    (probed with one forward when not given); without token counts, they are estimated from the held-out targets."""
+    vocab = vocab_size or _probe_vocab(model, prompts)
+    estimated = False
+    if unigram is None and unigram_entropy is None and val_batches and vocab:
+        unigram, estimated = target_counts(val_batches, vocab), True
+    unigram_log = None
+    if unigram is not None:
+        h, unigram_log = unigram_stats(unigram)
+        unigram_entropy = unigram_entropy if unigram_entropy is not None else h
+    return Baselines(vocab, math.log(vocab) if vocab else None, unigram_entropy, unigram_log, estimated)
+
+
+def _probe_vocab(model: Any, prompts: torch.Tensor | None) -> int | None:
+    if prompts is None or not prompts.numel():
+        return None
+    m = unwrap(model)
+    with eval_mode(m), torch.no_grad(), torch.random.fork_rng(devices=[]):
+        return int(logits_of(m(prompts[:1, :2])).shape[-1])
+
+
+def target_counts(val_batches: Sequence[Any], vocab: int) -> torch.Tensor | None:
+    """Token counts of the held-out batches' targets (``(x, y)`` tuples or dicts with ``labels``)."""
+    counts = torch.zeros(vocab, dtype=torch.float64)
+    for b in val_batches:
+        y = b.get("labels") if isinstance(b, dict) else b[1] if isinstance(b, (tuple, list)) else None
+        if isinstance(y, torch.Tensor):
+            y = y.flatten().cpu()
+            y = y[(y >= 0) & (y < vocab)]
+            counts += torch.bincount(y, minlength=vocab).double()
+    return counts if counts.sum() > 0 else None
+
+
+class Diagnostics:
+    """Everything a Monitor measures about a model, outside the training step."""
+
+    def __init__(self, model: Any, *, prompts: torch.Tensor | None, gen_tokens: int,
+                 decode: Callable | None, token_text: Callable | None, val_batches: Sequence[Any],
+                 loss_fn: Callable | None, layers: Any, quantize: Quantize | None, detector: DetectorConfig,
+                 ln_vocab: float | None, unigram_entropy: float | None, unigram_log: torch.Tensor | None,
+                 report_prompts: torch.Tensor | None, context: int | None) -> None:
+        self.model = model
+        self.prompts = prompts
+        self.gen_tokens = gen_tokens
+        self.decode = decode
+        self.token_text = token_text
+        self.val_batches = list(val_batches)
+        self.loss_fn = loss_fn
+        self.layers = find_ternary_layers(model, layers)
+        self.watcher = WeightWatcher(quantize)
+        self.detector = CollapseDetector(detector, ln_vocab, unigram_entropy)
+        self.unigram_log = unigram_log
+        self.report_prompts = report_prompts
+        self.context = context
+
+    @property
+    def device(self) -> torch.device:
+        p = next(iter(unwrap(self.model).parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def eval(self, step: int) -> list[Event]:
+        """One eval: an ``eval`` event and the detector's alerts."""
+        with one_thread_on_cpu(self.device):  # many small ops: one thread is as fast, and never spins
+            r = evaluate(unwrap(self.model), prompts=self.prompts, gen_tokens=self.gen_tokens, decode=self.decode,
+                         token_text=self.token_text, val_batches=self.val_batches, loss_fn=self.loss_fn,
+                         unigram_log=self.unigram_log, report_prompts=self.report_prompts, context=self.context)
+        alerts = self.detector.observe(EvalFigures(
+            step=step, unique=r.unique_tokens, generated=r.generated_tokens, val_loss=r.val_loss, entropy=r.entropy,
+            distinct2=r.distinct2, repetition=r.repetition, top_tokens=r.top_tokens,
+            sample=r.samples[0] if r.samples else ""))
+        ev = EvalDone(
+            step=step, time=time.time(), val_loss=r.val_loss, unique_tokens=r.unique_tokens,
+            generated_tokens=r.generated_tokens, distinct2=r.distinct2, top_share=r.top_share,
+            top_tokens=r.top_tokens, entropy=r.entropy, samples=r.samples, prompts=r.prompts,
+            state=self.detector.state, repetition=r.repetition, kl_unigram=r.kl_unigram,
+            report_unique=r.report_unique, report_prompts=r.report_prompts)
+        return [ev, *alerts]
+
+    def weights(self, step: int) -> list[Event]:
+        """One weight snapshot, and the detector's alert when the ternary scales are decaying."""
+        with one_thread_on_cpu(self.device):
+            layers = self.watcher.snapshot(self.layers)
+            gain, emb = norm_gains(self.model), embedding_rms(self.model)
+        ev = WeightsSnapshot(step=step, time=time.time(), layers=layers, norm_gain=gain, embed_norm=emb)
+        scales = [lw.scale for lw in layers if math.isfinite(lw.scale)]
+        alerts = self.detector.observe_scale(step, sum(scales) / len(scales)) if scales else []
+        return [ev, *alerts]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"detector": self.detector.state_dict(), "watcher": self.watcher.state_dict()}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.detector.load_state_dict(d.get("detector", {}))
+        self.watcher.load_state_dict(d.get("watcher", {}))
+
+
+def diagnostics_for(model: Any, decode: Callable | None, prompts: Any, val_batches: Sequence[Any],
+                    o: MonitorConfig, f: TrainerFacts, device: torch.device) -> tuple[Baselines, Diagnostics]:
+    """A Monitor's baselines and diagnostics from its arguments (``prompts``: a tensor or lists of ids)."""
+    if prompts is not None and not isinstance(prompts, torch.Tensor):
+        prompts = torch.tensor(prompts, dtype=torch.long)
+    prompts = prompts.to(device) if prompts is not None else None
+    unigram = o.unigram
+    if unigram is not None and not isinstance(unigram, torch.Tensor):
+        unigram = torch.tensor(unigram, dtype=torch.float64)
+    b = baselines(model, prompts, val_batches, vocab_size=o.vocab_size, unigram=unigram,
+                  unigram_entropy=f.unigram_entropy)
+    d = Diagnostics(
+        model, prompts=prompts, gen_tokens=o.gen_tokens, decode=decode, token_text=o.token_text,
+        val_batches=val_batches, loss_fn=o.loss_fn, layers=o.layers, quantize=f.quantize,
+        detector=o.detector or DetectorConfig(), ln_vocab=b.ln_vocab, unigram_entropy=b.unigram_entropy,
+        unigram_log=b.unigram_log, context=o.context,
+        report_prompts=report_prompt_ids(b.vocab, device) if o.report_metric and b.vocab else None)
+    return b, d

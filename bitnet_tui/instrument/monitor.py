@@ -1,0 +1,290 @@
+"""The instrument inside any training loop: ``Monitor`` (its class docstring shows the loop).
+
+It writes the session log (``bitnet-tui replay/watch/summary/diagnose`` read it), serves the owner-only control
+socket (``attach``/``ctl`` steer the loop), runs evals and weight snapshots, judges them with the collapse
+detector, audits the optimizer, and applies a person's commands at the step boundary: LR changes act on
+the optimizer's param groups over whatever schedule the loop sets (:mod:`bitnet_tui.instrument.lr`), pause
+blocks in ``step()``, stop sets ``should_stop``. Diagnostics never change the model's train/eval mode, the
+RNG state or the gradients the loop sees. Under ``torch.distributed`` rank 0 logs and serves, every rank
+applies commands (:mod:`bitnet_tui.instrument.dist`). bitnet-tui's own trainer runs on this same object.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bitnet_tui.instrument.audit import audit as audit_optimizer
+from bitnet_tui.instrument.checkpoints import CheckpointStore, save_with_retry
+from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts, checked
+from bitnet_tui.instrument.diagnostics import diagnostics_for
+from bitnet_tui.instrument.dist import RankFailed, World
+from bitnet_tui.instrument.emitter import Emitter
+from bitnet_tui.instrument.ending import Ending, ending_at_exit, ending_for
+from bitnet_tui.instrument.lr import LRControl
+from bitnet_tui.instrument.readback import Readback, first_group_wd
+from bitnet_tui.instrument.sinks import build_header, claim_files, close_all, open_session, open_sinks
+from bitnet_tui.instrument.steering import Steering
+from bitnet_tui.instrument.weights import unwrap
+from bitnet_tui.session.control import commands as C
+from bitnet_tui.session.log.events import Alert, Event, RunEnded, RunStarted
+
+
+class Monitor:
+    """Watches and steers one training loop::
+
+        with Monitor(model, optimizer, decode=tok.decode, prompts=prompt_ids, val_batches=val,
+                     sessions_dir="sessions", run_name="my-run", config={"lr": 1.5e-3}) as mon:
+            for x, y in loader:
+                loss = loss_of(model(x), y); loss.backward(); optimizer.step(); optimizer.zero_grad()
+                mon.step(loss)
+                if mon.should_stop:
+                    break
+
+    ``options``: :class:`~bitnet_tui.instrument.config.MonitorConfig`; ``facts``: :class:`TrainerFacts`.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
+        decode: Callable[[list[int]], str] | None = None, prompts: torch.Tensor | Sequence[Sequence[int]] | None = None,
+        val_batches: Sequence[Any] = (), sessions_dir: str | None = None, run_name: str | None = None,
+        config: dict[str, Any] | None = None, eval_every: int = 100, options: MonitorConfig | None = None,
+        facts: TrainerFacts | None = None,
+    ) -> None:
+        o, f = checked(eval_every, options, facts)
+        self.model, self.optimizer, self.options, self.facts = model, optimizer, o, f
+        self.config, self.run_name = dict(config or {}), run_name or "run"
+        self.sessions_dir, self.session_path = sessions_dir, Path(o.session_path) if o.session_path else None
+        self.eval_every, self.weights_every = eval_every, o.weights_every or eval_every
+        self.total_steps, self.header_extra = o.total_steps, dict(f.header)
+        self.argv = tuple(o.argv if o.argv is not None else sys.argv)
+        self.step_count = f.start_step  # optimizer steps completed
+        self.world, self.emitter, self.lr = World.detect(), Emitter(), LRControl()
+        if optimizer is not None:
+            self.lr.attach(getattr(optimizer, "optimizer", optimizer))
+        self.steering = Steering(self.lr, self.emitter.emit)
+        self.device = device = next(iter(unwrap(model).parameters())).device
+        self.readback = Readback(self.emit, self.world, applied_lr=lambda: self.lr.applied,
+                                 weight_decay=lambda: first_group_wd(optimizer), device=device, log_every=o.log_every,
+                                 flops=(f.flops_per_token, f.peak_flops),
+                                 on_nonfinite=lambda *a: self.steering.nonfinite(*a, stop=o.on_nonfinite == "stop"))
+        self._store = CheckpointStore(Path("."), o.save, keep=o.keep_checkpoints, suffix=f.checkpoint_suffix) \
+            if o.save is not None else None
+        self._closers: list[Callable[[], Any]] = []
+        self._started = self._closed = self._prepared = False
+        self.last_end: RunEnded | None = None
+        b, self.diagnostics = diagnostics_for(model, decode, prompts, val_batches, o, f, device)
+        if b.estimated:
+            self.header_extra.setdefault("unigram_source", "held-out sample")
+        self.vocab_size, self.ln_vocab, self.unigram_entropy = b.vocab, b.ln_vocab, b.unigram_entropy
+
+    # -- the outside world -------------------------------------------------------------------
+    def subscribe(self, fn: Callable[[Event], None]) -> None:
+        """Call ``fn(event)`` for every event from now on, in the training thread; ``fn`` must be fast."""
+        self.emitter.subscribe(fn)
+
+    def send(self, cmd: C.Command) -> None:
+        """Queue a command (thread-safe, non-blocking); applied at the next step boundary."""
+        self.steering.send(cmd)
+
+    @property
+    def should_stop(self) -> bool:
+        return self.steering.stop_reason is not None
+
+    @property
+    def paused(self) -> bool:
+        return self.steering.paused
+
+    @property
+    def log_every(self) -> int:
+        """Steps between read-backs of the loss from the device."""
+        return self.readback.log_every
+
+    def skipped_update(self, lr: float) -> None:
+        """The loop skipped this step's optimizer update (a non-finite loss): record the LR it would have used."""
+        self.lr.observe(lr)
+        self.lr.applied = lr * self.lr.factor()
+
+    def emit(self, ev: Event) -> None:
+        """Hand ``ev`` to every consumer (the log, the dashboard, mirrors)."""
+        self.emitter.emit(ev)
+
+    # -- start and end -----------------------------------------------------------------------
+    def __enter__(self) -> Monitor:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.close_for(exc)
+
+    def prepare(self) -> Path | None:
+        """Claim the run's files on rank 0 before anything starts: the log, the checkpoint directory (0700, refused
+        when it is not safely ours), the socket's place. Raises a UserError with one sentence. Idempotent."""
+        if self._prepared or not self.world.main:
+            return self.session_path
+        self.session_path = claim_files(open_session(self.session_path, self.sessions_dir, self.run_name),
+                                        self._store, self.header_extra, control=self.options.control)
+        self._prepared = True
+        return self.session_path
+
+    def start(self) -> None:
+        """Open the log and the control socket (rank 0), write the header and the audit, eval at step 0."""
+        if self._started:
+            return
+        self._started = True
+        if self.world.main:
+            self.prepare()
+            self._open_sinks()
+        self._pid = os.getpid()
+        atexit.register(self._at_exit)
+        findings = self._audit()
+        self.emit(self.header(findings))
+        for f in findings:
+            self.emit(Alert(step=self.step_count, time=time.time(), level=f["level"], code="audit",
+                            message=f"{f['message']}; fix: {f['fix']}", data=dict(f)))
+        if self.facts.eval_at_start and self.step_count == 0:
+            self._diagnose(evals=True, weights=True)
+        self._boundary()  # commands queued before the first step (a pause holds the run before it starts)
+        self.readback.restart_clock()
+
+    def _open_sinks(self) -> None:
+        assert self.session_path is not None
+        o = self.options
+        self.writer, closers = open_sinks(self.session_path, self.subscribe, self.emitter.consumer_failed,
+                                          control=self if o.control else None, tensorboard=o.tensorboard,
+                                          trackio=(o.trackio, self.run_name, self.config) if o.trackio else None)
+        self._closers.extend(closers)
+
+    def _audit(self) -> list[dict[str, Any]]:
+        if self.optimizer is None or self.facts.audit is False:
+            return []
+        kw = self.facts.audit if isinstance(self.facts.audit, dict) else {}
+        return audit_optimizer(self.optimizer, self.model, **kw)
+
+    def header(self, findings: list[dict[str, Any]] | None = None) -> RunStarted:
+        """The ``run_started`` event of this run (with the optimizer audit's ``findings``)."""
+        return build_header(
+            step=self.step_count, run_name=self.run_name, config=self.config, argv=self.argv, device=self.device,
+            model=self.model, optimizer=self.optimizer, audit=self._audit() if findings is None else findings,
+            baselines=(self.vocab_size, self.ln_vocab, self.unigram_entropy), total_steps=self.total_steps,
+            parent=self.options.parent, world=self.world.describe(self.device), source=self.facts.source,
+            extra=self.header_extra)
+
+    def close(self, reason: str = "finished", error: str = "", *, final_checkpoint: bool = True) -> RunEnded:
+        """End the run: a final checkpoint (when a ``save`` was given), ``run_ended``, every sink closed, and (under
+        ``torch.distributed``) the ranks leave together."""
+        if self._closed:
+            return self.last_end  # type: ignore[return-value]
+        self._closed = True
+        atexit.unregister(self._at_exit)
+        try:
+            self.readback.flush()
+        except RankFailed as e:
+            reason, error, final_checkpoint = "rank_failed", str(e), False
+        if final_checkpoint and self._store is not None and self.world.main:
+            self._checkpoint(pinned=True, wait=True)
+        end = RunEnded(step=self.step_count, time=time.time(), reason=reason, error=error)
+        self.last_end = end
+        self.emit(end)
+        self.lr.detach()
+        close_all(self._closers)
+        if reason != "rank_failed":  # leave together: a gloo rank torn down while a peer still talks aborts
+            with contextlib.suppress(RankFailed):
+                self.world.barrier()
+        return end
+
+    def close_for(self, exc: BaseException | None) -> RunEnded:
+        """End the run as ``exc`` ended the loop (None: it finished, or stopped when told to). Before
+        :meth:`start` nothing was written: the end is returned, not logged."""
+        if not self._started:
+            how = ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active)
+            self.last_end = RunEnded(step=self.step_count, time=time.time(), reason=how.reason,
+                                     error=how.error or (f"{type(exc).__name__}: {exc}"[:2000] if exc else ""))
+            return self.last_end
+        return self._end(ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active))
+
+    def _end(self, how: Ending) -> RunEnded:
+        if self._closed:
+            return self.last_end  # type: ignore[return-value]
+        if how.crash:
+            try:
+                self.readback.flush()  # the steps before the crash, then the crash
+            except RankFailed as e:
+                return self.close("rank_failed", str(e), final_checkpoint=False)
+            self.emit(Alert(step=self.step_count, time=time.time(), level="error", code="crash", message=how.crash))
+        return self.close(how.reason, how.error, final_checkpoint=how.final_checkpoint)
+
+    def _at_exit(self) -> None:
+        """A process that exits with the Monitor open (an exception in a loop with no hook for one, as in
+        transformers' Trainer) still ends its log; alone, as the other ranks may be gone."""
+        if os.getpid() == self._pid:  # a forked child inherits the hook: only this process ends the log
+            self.world = World(self.world.rank, 1, self.world.backend)
+            self._end(ending_at_exit())
+
+    # -- the step boundary ---------------------------------------------------------------------
+    def step(self, loss: Any, *, grad_norm: Any = None, tokens: int | None = None, stage: int = 1,
+             **metrics: float) -> None:
+        """Record one optimizer step, run what is due (evals, snapshots, checkpoints) and apply queued commands.
+        ``loss`` may be a tensor: it is read back every ``log_every`` steps (no host sync in between)."""
+        if not self._started:
+            self.start()
+        self.step_count += 1
+        s = self.step_count
+        self.emitter.step = self.steering.step = s
+        self.readback.add(s, loss, grad_norm, tokens, stage, metrics)
+        every = self.options.checkpoint_every
+        due_eval = s % self.eval_every == 0 or s == self.total_steps
+        due_weights = s % self.weights_every == 0 or s == self.total_steps
+        due_ckpt = bool(every) and s % every == 0 and s != self.total_steps
+        if due_eval or due_weights or due_ckpt or self.readback.due():
+            self.readback.flush()
+            self._diagnose(evals=due_eval, weights=due_weights)
+            if due_ckpt and self._store is not None and self.world.main:
+                self._checkpoint(pinned=False)
+            self._boundary()
+
+    def _diagnose(self, *, evals: bool, weights: bool) -> None:
+        if not (evals or weights):
+            return
+        if self.world.main:
+            for ev in (self.diagnostics.eval(self.step_count) if evals else []) + \
+                    (self.diagnostics.weights(self.step_count) if weights else []):
+                self.emit(ev)
+        self.world.barrier()
+
+    def _boundary(self) -> None:
+        """Commands, shared with every rank and applied (:meth:`Steering.exchange`); block here while paused."""
+        st = self.steering
+        while True:
+            st.exchange(self.world, self.emitter)
+            if st.eval_requested:
+                st.eval_requested = False
+                self._diagnose(evals=True, weights=True)
+            if st.checkpoint_requested:
+                st.checkpoint_requested = False
+                if self.world.main:
+                    self._checkpoint(pinned=True)
+            if not st.paused or st.stop_reason is not None:
+                return
+
+    def _checkpoint(self, *, pinned: bool, wait: bool = False) -> None:
+        """Save through the run's ``save``; a failure (a full disk) alerts and pauses until a retry succeeds."""
+        save_with_retry(self._store, self.step_count, pinned=pinned, emit=self.emit, steering=self.steering,
+                        resume_after=not wait)
+
+    # -- resume --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step_count, "lr": self.lr.state_dict(), **self.diagnostics.state_dict()}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.step_count = int(d.get("step", self.step_count))
+        self.lr.load_state_dict(d.get("lr", {}))
+        self.diagnostics.load_state_dict(d)

@@ -1,0 +1,13 @@
+"""The two ways a session log can fail: it cannot be used (read side) or cannot be written (write side)."""
+
+from __future__ import annotations
+
+from bitnet_tui.session.errors import UserError
+
+
+class SessionError(UserError, ValueError):
+    """A file cannot be used as a session log. The message is one user-facing sentence."""
+
+
+class SessionWriteError(OSError):
+    """Writing the session log failed (disk full, permissions, a vanished disk)."""
