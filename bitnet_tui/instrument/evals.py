@@ -155,10 +155,11 @@ def evaluate(
             report = logits_of(model(report_prompts))[:, -1, :].argmax(-1)
 
     def mean(i: int) -> float | None:
-        vals = [s[i] for s in stats if s[i] is not None]
+        vals = [float(v) for s in stats if (v := s[i]) is not None]
         return sum(vals) / len(vals) if vals else None
 
-    conts = [] if out is None else [row[prompts.shape[1]:].tolist() for row in out]
+    width = prompts.shape[1] if prompts is not None else 0
+    conts = [] if out is None else [row[width:].tolist() for row in out]
     unique, total, d2, share, rep, common = diversity(conts)
     decode = decode or (lambda ids: " ".join(map(str, ids)))
     text = token_text or (lambda i: decode([i]))

@@ -182,7 +182,7 @@ class Monitor:
         """End the run: a final checkpoint (when a ``save`` was given), ``run_ended``, every sink closed, and (under
         ``torch.distributed``) the ranks leave together."""
         if self._closed:
-            return self.last_end  # type: ignore[return-value]
+            return self.last_end  # type: ignore[return-value]  # None only while a close re-enters itself
         self._closed = True
         atexit.unregister(self._at_exit)
         try:
@@ -213,7 +213,7 @@ class Monitor:
 
     def _end(self, how: Ending) -> RunEnded:
         if self._closed:
-            return self.last_end  # type: ignore[return-value]
+            return self.last_end  # type: ignore[return-value]  # None only while a close re-enters itself
         if how.crash:
             try:
                 self.readback.flush()  # the steps before the crash, then the crash

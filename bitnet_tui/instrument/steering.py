@@ -45,7 +45,7 @@ class Steering:
         except queue.Empty:
             return out
 
-    def _intervene(self, cmd: C.Command, old: object, new: object) -> None:
+    def _intervene(self, cmd: C.Command, old: float | str | None, new: float | str | None) -> None:
         self.emit(Intervention(step=self.step, time=time.time(), action=type(cmd).wire, old=old, new=new,
                                source=cmd.source))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -82,7 +82,8 @@ class WeightWatcher:
     def snapshot(self, layers: Iterable[tuple[str, nn.Module]]) -> tuple[LayerWeights, ...]:
         out = []
         for name, layer in layers:
-            w = layer.weight.detach().float()
+            # a Module's attributes type as Tensor | Module: a watched layer's weight is a Tensor
+            w = cast(torch.Tensor, layer.weight).detach().float()
             t, s = self.quantize(w)
             scale = float(s)
             r = w / max(scale, 1e-12)

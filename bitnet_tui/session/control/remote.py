@@ -52,7 +52,7 @@ class RemoteRun:
         self.follower = Follower(self.path)
         self.header: RunStarted | None = None
         self.run_name = self.path.name.removesuffix(SUFFIX)
-        self.total_steps = 0
+        self.total_steps: int | None = 0
         self.device = "?"
         self.step_count = 0
         self.paused = False
