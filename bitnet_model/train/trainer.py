@@ -25,6 +25,7 @@ from bitnet_model.nn.model import BitNetLM
 from bitnet_model.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from bitnet_model.train.config import RunConfig
 from bitnet_model.train.distributed import rank_and_size
+from bitnet_model.train.guard import step_if_finite
 from bitnet_model.train.optim import build_optimizer
 from bitnet_model.train.schedule import lr_at, stage_at, wd_at
 from bitnet_tui.session.errors import ConfigError
@@ -39,14 +40,9 @@ class LoopMonitor(Protocol):
     @property
     def should_stop(self) -> bool: ...
 
-    @property
-    def log_every(self) -> int: ...
-
     def start(self) -> None: ...
 
     def step(self, loss: Any, *, grad_norm: Any = None, tokens: int | None = None, stage: int = 1) -> None: ...
-
-    def skipped_update(self, lr: float) -> None: ...
 
     def close_for(self, exc: BaseException | None) -> RunEnded: ...
 
@@ -129,6 +125,16 @@ class Trainer:
             return None
         return self._loaded.get("monitor", {"step": self.loaded_step})
 
+    def forked_lr(self) -> float | None:
+        """The new peak LR of a fork that changed it (the parent's LR rules then no longer apply), else None."""
+        if self._loaded is None or not self.parent or self.parent.get("relation") != "fork":
+            return None
+        try:
+            before = RunConfig.from_dict(self._loaded["config"]).train.peak_lr
+        except (KeyError, TypeError, ValueError, ConfigError):
+            before = None
+        return self.cfg.train.peak_lr if before != self.cfg.train.peak_lr else None
+
     def recorded(self) -> dict[str, Any]:
         """The configuration as the header records it: ``precision`` as resolved on this device."""
         conf = self.cfg.to_dict()
@@ -186,7 +192,6 @@ class Trainer:
         tokens = t.batch_size * self.cfg.model.context * self.world_size
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         clip = t.grad_clip if t.grad_clip > 0 else math.inf
-        check_each_step = mon.log_every == 1
         autocast = _autocast(self.device, t.precision)
         self.net.train()
         while mon.step_count < self.total_steps and not mon.should_stop:
@@ -202,10 +207,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
-            if check_each_step and not (math.isfinite(loss.item()) and math.isfinite(gnorm.item())):
-                mon.skipped_update(lr)  # the update is skipped: the weights stay finite
-            else:
-                self.optimizer.step()
+            step_if_finite(self.optimizer, loss, gnorm)  # a non-finite loss never reaches the weights
             mon.step(loss, grad_norm=gnorm, tokens=tokens, stage=stage_at(s, t))
 
 

@@ -111,6 +111,8 @@ class TrainerFacts:
     """Model FLOPs per trained token, for MFU."""
     peak_flops: float | None = None
     """The device's peak FLOP/s, for MFU."""
+    skips_nonfinite: bool = False
+    """The loop skips the optimizer update of a non-finite step (ours does, on the device): the alert says so."""
 
 
 def checked(eval_every: Any, options: Any, facts: Any) -> tuple[MonitorConfig, TrainerFacts]:

@@ -33,12 +33,15 @@ def monitor_for(trainer: Trainer, session_path: str | Path | None, *, control: b
         checkpoint_suffix=".pt", start_step=trainer.loaded_step, source="bitnet-tui run",
         header={"corpus": dict(trainer.data.corpus_info), "tokenizer": dict(trainer.data.tokenizer_info)},
         audit={"peak_lr": cfg.train.peak_lr, "hidden": cfg.model.hidden, "schedule": cfg.train.schedule},
-        flops_per_token=trainer.model.flops_per_token(), peak_flops=peak_flops(trainer.device))
+        flops_per_token=trainer.model.flops_per_token(), peak_flops=peak_flops(trainer.device), skips_nonfinite=True)
     mon = Monitor(trainer.net, trainer.optimizer, decode=trainer.data.decode, prompts=trainer.prompts,
                   val_batches=trainer.val_batches, run_name=trainer.run_name, config=trainer.recorded(),
                   eval_every=d.eval_every, options=options, facts=facts)
     state = trainer.loaded_monitor_state
     if state is not None:
         mon.load_state_dict(state)
+        forked = trainer.forked_lr()
+        if forked is not None:  # the LR a fork was given is its LR from its first step on
+            mon.lr.start_at(forked)
     trainer.monitor = mon
     return mon

@@ -54,6 +54,11 @@ class LRControl:
         """Make ``value`` the LR from now on (see the module's rule)."""
         self.rules.append(Rule(target=value))
 
+    def start_at(self, value: float) -> None:
+        """A fork given a new LR: the parent's rules are dropped and ``value`` is the LR from the first step on
+        (the same rule as :meth:`set`), whatever the parent's schedule and changes had made it."""
+        self.rules = [Rule(target=value)]
+
     def undo(self) -> bool:
         if not self.rules:
             return False

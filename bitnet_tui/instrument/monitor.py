@@ -36,6 +36,7 @@ from bitnet_tui.instrument.steering import Steering
 from bitnet_tui.instrument.weights import unwrap
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.log.events import Alert, Event, RunEnded, RunStarted
+from bitnet_tui.session.log.paths import list_checkpoints
 
 
 class Monitor:
@@ -75,7 +76,9 @@ class Monitor:
         self.readback = Readback(self.emit, self.world, applied_lr=lambda: self.lr.applied,
                                  weight_decay=lambda: first_group_wd(optimizer), device=device, log_every=o.log_every,
                                  flops=(f.flops_per_token, f.peak_flops),
-                                 on_nonfinite=lambda *a: self.steering.nonfinite(*a, stop=o.on_nonfinite == "stop"))
+                                 on_nonfinite=lambda *a: self.steering.nonfinite(
+                                     *a, stop=o.on_nonfinite == "stop", skipped=f.skips_nonfinite,
+                                     kept=self._kept_checkpoints))
         self._store = CheckpointStore(Path("."), o.save, keep=o.keep_checkpoints, suffix=f.checkpoint_suffix) \
             if o.save is not None else None
         self._closers: list[Callable[[], Any]] = []
@@ -108,10 +111,8 @@ class Monitor:
         """Steps between read-backs of the loss from the device."""
         return self.readback.log_every
 
-    def skipped_update(self, lr: float) -> None:
-        """The loop skipped this step's optimizer update (a non-finite loss): record the LR it would have used."""
-        self.lr.observe(lr)
-        self.lr.applied = lr * self.lr.factor()
+    def _kept_checkpoints(self) -> list[int]:
+        return [c for c, _ in list_checkpoints(self._store.directory)] if self._store is not None else []
 
     def emit(self, ev: Event) -> None:
         """Hand ``ev`` to every consumer (the log, the dashboard, mirrors)."""

@@ -118,11 +118,22 @@ class Steering:
             self.apply(cmd)
         return self.stop_reason is not None
 
-    def nonfinite(self, step: int, loss: float, gn: float, lr: float, *, stop: bool) -> None:
-        """A non-finite loss was read back: alert, then pause (a person can lower the LR) or stop."""
-        what = "stopping" if stop else "paused; lower the LR and resume"
+    def nonfinite(self, step: int, loss: float, gn: float, lr: float, *, stop: bool, skipped: bool,
+                  kept: Callable[[], list[int]]) -> None:
+        """A non-finite loss was read back: alert (saying whether the loop skipped the update, and else the
+        checkpoint before it, of ``kept()``), then pause (a person can lower the LR) or stop."""
+        if skipped:  # the loop skipped the update: the weights are as they were before this step
+            what = "the update was skipped, the weights are unchanged; training is " + \
+                ("stopping" if stop else "paused; lower the LR and resume")
+        else:  # a loop that steps anyway may have written the non-finite values into the weights
+            before = [c for c in kept() if c < step]
+            back = f"go back to the checkpoint at step {before[-1]}" if before else "restart from a checkpoint " \
+                "saved before this step (none was kept)"
+            what = "the update may have written it into the weights; training is " + \
+                ("stopping" if stop else f"paused; do not resume these weights, {back}")
         self.emit(Alert(step=step, time=time.time(), level="error", code="nonfinite",
-                        message=f"non-finite loss {loss} (grad norm {gn}) at LR {lr:.3g}: training is {what}"))
+                        message=f"non-finite loss {loss} (grad norm {gn}) at LR {lr:.3g}: {what}",
+                        data={"skipped": skipped}))
         if stop:
             if self.stop_reason is None:
                 self.stop_reason = "nonfinite"

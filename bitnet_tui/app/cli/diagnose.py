@@ -52,7 +52,8 @@ def print_diagnosis(d: Diagnosis) -> None:
     if d.causes:
         con.print(Text("likely causes, most supported first (hypotheses with their evidence):" if d.trouble else
                        "worth knowing (settings that usually matter):" if d.failed else
-                       "worth knowing (the run ended well; settings that usually matter):", style="bold"))
+                       "worth knowing (the run ended well; settings that usually matter):" if d.ended_well else
+                       "worth knowing (no trouble measured so far; settings that usually matter):", style="bold"))
         for i, c in enumerate(d.causes, 1):
             con.print(Text(f" {i}. {printable(c.title, 200)}: {printable(c.evidence, 600)}"))
     con.print(Text("what to try:", style="bold"))

@@ -15,7 +15,7 @@ from typing import Any
 
 from bitnet_tui.session.analysis import verdict as V
 from bitnet_tui.session.analysis.fold import RunFold
-from bitnet_tui.session.analysis.summary import Summary
+from bitnet_tui.session.analysis.summary import Summary, detector_config
 from bitnet_tui.session.log.events import FAILED_ENDS, jsonable
 from bitnet_tui.session.text import fmt_num, fmt_value, printable
 
@@ -56,6 +56,9 @@ class Diagnosis:
     """Whether the run ended in trouble (then ``causes`` are hypotheses for it; else settings worth knowing)."""
     decayed: float | None = None
     """In trouble with the decay alert raised: how many times the mean ternary scale fell from its peak."""
+    ended_well: bool = False
+    """The run has ended (``run_ended`` finished or stopped) and its last window is healthy: only then may a
+    screen say it ended well."""
     failed: str = ""
     """How the run failed, when it did (``error at step 37: RuntimeError: ...``): the log's ``run_ended``."""
 
@@ -91,12 +94,16 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
     d.causes = sorted(_causes(s, fold), key=lambda c: -c.score)
     fall = _scale_fall(s, fold)
     d.trouble = s.verdict in TROUBLE or any(state == "unlearning" for state, _, _ in ep)
-    if d.trouble and s.verdict != V.UNLEARNED and fall >= 4 and any(i.code == "decay" for i in fold.timeline):
+    k = detector_config(s.config).decay_factor  # the run's own threshold, as its detector judged
+    d.trouble = d.trouble or fall >= k  # a measured fall past the threshold is trouble whatever the loss says
+    if d.trouble and s.verdict != V.UNLEARNED and fall >= k and any(i.code == "decay" for i in fold.timeline):
         d.decayed = fall
     end = fold.ended
     if end is not None and end.reason in FAILED_ENDS and s.verdict != V.DIVERGED:  # diverged says it already
         d.failed = f"{printable(end.reason, 40)} at step {end.step}" + (f": {printable(end.error, 300)}"
                                                                          if end.error else "")
+    d.ended_well = end is not None and not d.failed and not d.trouble and s.verdict in (V.HEALTHY,
+                                                                                       V.COLLAPSED_RECOVERED)
     d.tries = _tries(s, d, checkpoints)
     return d
 
@@ -181,12 +188,13 @@ def _causes(s: Summary, fold: RunFold) -> list[Cause]:
     out: list[Cause] = []
     audit = {a.get("code"): a for a in s.audit}
     fall = _scale_fall(s, fold)
+    k = detector_config(s.config).decay_factor
     unlearned = s.verdict == V.UNLEARNED or any(state == "unlearning" for state, _, _ in episodes(fold))
     decayed = [i for i in fold.timeline if i.code == "decay"]
-    bad_end = s.verdict in TROUBLE or unlearned or bool(decayed)
+    bad_end = s.verdict in TROUBLE or unlearned or bool(decayed) or fall >= k
     if "coupled-l2" in audit:
         ev = audit["coupled-l2"]["message"]
-        score = 1.0 + (2.0 if fall >= 4 else 1.0 if fall >= 2 else 0.0) + (2.0 if unlearned else 0.0) + \
+        score = 1.0 + (2.0 if fall >= k else 1.0 if fall >= k / 2 else 0.0) + (2.0 if unlearned else 0.0) + \
             (1.0 if decayed else 0.0)
         if fall > 1.5:
             ev += f"; the mean ternary scale is {fall:.1f}x below its peak"
@@ -195,7 +203,7 @@ def _causes(s: Summary, fold: RunFold) -> list[Cause]:
         for what, fell in _full_precision_falls(s, fold):
             ev += f"; the {what} fell {fell:.0f}x"
         out.append(Cause("the optimizer: Adam with coupled L2 weight decay", ev, score if bad_end else 0.2))
-    elif fall >= 4 and unlearned:
+    elif fall >= k and (unlearned or decayed):
         out.append(Cause("weight decay shrinking the latent weights",
                          f"the mean ternary scale fell {fall:.1f}x from its peak while the loss climbed back", 2.5))
     if "decay-all" in audit:
@@ -210,7 +218,7 @@ def _causes(s: Summary, fold: RunFold) -> list[Cause]:
     flips = _flip_now(fold)
     if flips is not None and bad_end:
         if flips > 0.3:
-            if fall >= 4:  # latent weights shrunk toward the rounding boundary flip at every step: a symptom
+            if fall >= k:  # latent weights shrunk toward the rounding boundary flip at every step: a symptom
                 out.append(Cause("ternary weights thrashing", f"{flips:.0%} of ternary values flipped since the "
                                  f"last snapshot; with the scale {fall:.1f}x below its peak the latent weights sit "
                                  "near the rounding boundary, so this follows from the decay", 0.3))
@@ -224,8 +232,9 @@ def _causes(s: Summary, fold: RunFold) -> list[Cause]:
         out.append(Cause("a person's LR change", f"{len(fold.lr_changes)} LR change(s), the first at step {first}",
                          0.4))
     if s.verdict in (V.UNIGRAM_PHASE, V.NEVER_LEARNED) and s.last_step < 500:
-        out.append(Cause("the run is short", f"it ended at step {s.last_step}; models leave the unigram phase "
-                         "after a few hundred steps here", 1.0))
+        # a guess from the step count alone: below every cause with a measured figure behind it
+        out.append(Cause("the run is short", f"it stopped at step {s.last_step}; models leave the unigram phase "
+                         "after a few hundred steps here", 0.1 if bad_end else 1.0))
     if s.verdict in (V.NEVER_DIVERSE, V.COLLAPSED_STAYED, V.COLLAPSING):
         out.append(Cause("a small model decoding greedily", "greedy decoding of small models loops; the loss says "
                          "it learned (see the held-out loss against the unigram entropy)", 0.5))

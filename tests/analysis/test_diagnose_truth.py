@@ -1,0 +1,43 @@
+"""diagnose's words follow its figures: a measured scale fall outranks "the run is short", and the run's own
+decay threshold (from its header) decides, never a hard-coded 4."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from bitnet_tui.session.log.events import WeightsSnapshot
+from tests.analysis.test_diagnose import ARGV, AUDIT, diagnosed
+from tests.fixtures.scripted import scripted_run
+
+
+def short_adam_run(tmp_path, fall: float, decay_factor: float | None = None):
+    """300 steps, held-out loss between the unigram entropy and ln V, the mean ternary scale falling ``fall``x."""
+    ln_v = math.log(4096)
+    events = scripted_run([3, 3, 3, 3], val_losses=[ln_v, 7.4, 7.3, 7.35], ln_vocab=ln_v, unigram_entropy=6.5)
+    snaps = [i for i, e in enumerate(events) if isinstance(e, WeightsSnapshot)]
+    for n, i in enumerate(snaps):
+        s = 0.02 / (1 + (fall - 1) * n / (len(snaps) - 1))
+        events[i] = dataclasses.replace(events[i], layers=tuple(dataclasses.replace(lw, scale=s)
+                                                                for lw in events[i].layers))
+    cfg = dict(events[0].config)
+    if decay_factor is not None:
+        cfg["diag"] = {**cfg.get("diag", {}), "detector": {**cfg.get("diag", {}).get("detector", {}),
+                                                           "decay_factor": decay_factor}}
+    events[0] = dataclasses.replace(events[0], argv=ARGV, audit=AUDIT, config=cfg)
+    return diagnosed(tmp_path / "2026-01-01T00-00-00_h256_lr1.5e-3_adam.jsonl", events)
+
+
+def test_a_short_adam_run_with_a_6x_scale_fall_ranks_the_optimizer_first_and_never_ended_well(tmp_path):
+    d = short_adam_run(tmp_path, fall=6.0)
+    assert d.trouble and not d.ended_well
+    assert d.causes[0].title.startswith("the optimizer: Adam with coupled L2")
+    titles = [c.title for c in d.causes]
+    if "the run is short" in titles:
+        assert titles.index("the run is short") > titles.index("the optimizer: Adam with coupled L2 weight decay")
+
+
+def test_the_decay_threshold_is_the_runs_own(tmp_path):
+    assert short_adam_run(tmp_path, fall=6.0, decay_factor=8.0).trouble is False  # 6x < 8x: not past it
+    (tmp_path / "b").mkdir()
+    assert short_adam_run(tmp_path / "b", fall=6.0, decay_factor=4.0).trouble is True
