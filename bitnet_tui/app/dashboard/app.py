@@ -32,7 +32,7 @@ from bitnet_tui.app.dashboard.metrics import MetricsPanel
 from bitnet_tui.app.dashboard.panels import ConfigPanel, HeaderBar, SamplesPanel, Timeline
 from bitnet_tui.app.dashboard.plots import GradPlot, LossPlot, LRPlot, UniquePlot
 from bitnet_tui.app.dashboard.sources import LiveSource, ReplaySource, Source, WatchSource
-from bitnet_tui.app.dashboard.weights import WeightsPanel
+from bitnet_tui.app.dashboard.weights import WeightsPanel, focus_panel
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.log.events import Event
 from bitnet_tui.session.text import fmt_num, printable
@@ -55,7 +55,7 @@ PANELS = (
     ("config", "Configuration", "Config", False),
 )
 HINTS = {"loss": "s smooth · y log", "unique": "y log", "lr": "y log", "grad": "s smooth · y log",
-         "weights": "w map · scroll", "timeline": "n/N", "metrics": "y log"}
+         "weights": "w map · ↑↓ PgUp/PgDn scroll", "timeline": "n/N", "metrics": "y log"}
 
 
 class PanelGrid(Grid):
@@ -84,6 +84,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
         self._worker_error = ""
         self._last_tick = time.monotonic()
         self._feed_id = 0
+        self._shown_paused = False
         self.current_panel = "loss"
 
     # -- state -----------------------------------------------------------------
@@ -178,6 +179,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
             self.query_one(f"#p-{pkey}").set_class(pkey == key, "-current")
         self.current_panel = key
         self.refresh_panels(force=True)
+        focus_panel(self, key)
 
     def timeline(self) -> Timeline:
         return self.query_one(Timeline)
@@ -216,14 +218,18 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
         feed = self.feed
         force = force or id(feed) != self._feed_id
         self._feed_id = id(feed)
-        try:
-            header = self.query_one(HeaderBar)
-        except NoMatches:  # a tick that lands while the screen is being torn down
+        try:  # the dashboard's own screen: under a dialog the panels go on updating
+            base = self.screen_stack[0]
+            header = base.query_one(HeaderBar)
+        except (NoMatches, IndexError):  # a tick that lands while the screen is being torn down
             return
         header.update_from(feed, self._notice(), force=force)
         for cls in (LossPlot, UniquePlot, LRPlot, GradPlot, WeightsPanel, Timeline, SamplesPanel, MetricsPanel,
                     ConfigPanel):
-            self.query_one(cls).update_from(feed, force=force)
+            base.query_one(cls).update_from(feed, force=force)
+        if self.is_paused() != self._shown_paused:
+            self._shown_paused = self.is_paused()
+            self.refresh_bindings()
 
     def _notice(self) -> Text:
         t = Text()
@@ -257,6 +263,8 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
             return True
         if action == "rewind" and self._rewinding is not None:
             return False
+        if action == "toggle_pause" and parameters and (parameters[0] == "resume") != self.is_paused():
+            return False  # the footer shows Pause or Resume, whichever p does now
         return self.source.can(action) is True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

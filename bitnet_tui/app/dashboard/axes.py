@@ -77,15 +77,22 @@ def nice_ticks(lo: float, hi: float, n: int, *, integer: bool = False) -> list[f
 
 
 def log_ticks(lo: float, hi: float, n: int) -> list[float]:
-    """1-2-5 x 10^k values between ``lo`` > 0 and ``hi``, thinned to about ``n``."""
+    """1-2-5 x 10^k values between ``lo`` > 0 and ``hi``, thinned to about ``n``. A range narrower than that
+    (a loss between 4.1 and 6.2 holds only 5) gets 1..9 x 10^k, then round linear values: never fewer than two."""
     if lo <= 0 or hi <= lo:
         return [lo] if lo > 0 else []
-    out = []
-    for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
-        for m in (1, 2, 5):
-            v = float(f"{m * 10 ** k:.12g}")
-            if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
-                out.append(v)
+    out: list[float] = []
+    for mults in ((1, 2, 5), range(1, 10)):
+        out = []
+        for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+            for m in mults:
+                v = float(f"{m * 10 ** k:.12g}")
+                if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
+                    out.append(v)
+        if len(out) >= 2:
+            break
+    if len(out) < 2:
+        return nice_ticks(lo, hi, max(2, n))
     if len(out) > n:
         decades = [v for v in out if f"{v:.1e}".startswith("1.0")]
         out = decades if len(decades) >= 2 else out[:: math.ceil(len(out) / max(1, n))]
@@ -203,6 +210,8 @@ class Axes:
             plt.vline(x, color)
         plt.xlim(x0, x1)
         xt = nice_ticks(x0, x1, max(2, width // 12), integer=True)
+        if x1 - x0 <= 2:  # one step widened by one each side: its own tick only, never "-1 0 1"
+            xt = [t for t in xt if x0 < t < x1]
         plt.xticks(xt, [tick_label(t) for t in xt])
         rows = max(2, height // 3)
         for side in ("left", "right"):

@@ -5,6 +5,7 @@ rewind, quit), the replay cursor (:class:`ReplayControls`) and the view (:class:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from textual.widgets import Tabs
@@ -52,7 +53,13 @@ class RunControls:
     def action_eval_now(self) -> None:
         self._send(SENDS["eval_now"](source="dashboard"))
 
-    def action_toggle_pause(self) -> None:
+    def is_paused(self) -> bool:
+        """Training paused (live, from the confirmed event) or playback paused (replay)."""
+        if isinstance(self.source, ReplaySource):
+            return not self.source.player.playing
+        return bool(self.feed.paused)
+
+    def action_toggle_pause(self, which: str = "") -> None:
         if isinstance(self.source, ReplaySource):
             p = self.source.player
             p.playing = not p.playing
@@ -151,6 +158,8 @@ class ReplayControls:
         p = self._player()
         if p is None:
             return False
+        if how != "to_end" and math.isinf(p.speed):
+            p.playing = False  # at max speed the next tick would play straight back to the end
         ok = getattr(p, how)(*args)
         self.source.tick(0.0)
         self.refresh_panels(force=True)

@@ -20,7 +20,8 @@ BINDINGS = [
     Binding("left_square_bracket", "scale_lr(0.5)", "LR×½", key_display="[", group=LR_GROUP),
     Binding("right_square_bracket", "scale_lr(2.0)", "LR×2", key_display="]", group=LR_GROUP),
     Binding("u", "undo_lr", "Undo"),
-    Binding("p,space", "toggle_pause", "Pause", key_display="p"),
+    Binding("p,space", "toggle_pause('pause')", "Pause", key_display="p"),
+    Binding("p,space", "toggle_pause('resume')", "Resume", key_display="p"),  # the one that applies is shown
     Binding("c", "checkpoint", "Ckpt"),
     Binding("e", "eval_now", "Eval", show=False),
     Binding("r", "rewind", "Rewind", show=False),

@@ -21,7 +21,7 @@ from textual.widgets import Static
 from bitnet_tui.app.dashboard.feed import Feed
 from bitnet_tui.app.dashboard.header import LEVEL_STYLES, render_header
 from bitnet_tui.session.log.events import Alert, CheckpointSaved, Event, Intervention, RunEnded
-from bitnet_tui.session.text import fmt_value, printable
+from bitnet_tui.session.text import fmt_value, printable, safe_text
 
 __all__ = ["ConfigPanel", "HeaderBar", "SamplesPanel", "Timeline", "render_header", "render_samples",
            "timeline_row", "LEVEL_STYLES"]
@@ -173,15 +173,27 @@ def render_samples(feed: Feed) -> Text:
         if prompt:
             out.append(printable(prompt, 200), style="dim")
             out.append(" ⟩ ", style="dim")
-        out.append(printable(sample, 400))
+        append_prose(out, sample)
         out.append("\n")
     out.rstrip()
     return out
 
 
+def append_prose(out: Text, sample: str, limit: int = 400) -> None:
+    """Generated text as prose: spaces stay spaces, a newline is a dim ``↵`` (then the text goes on, so a
+    sample keeps its one numbered paragraph) and a tab a dim ``⇥``; other controls are escaped as usual."""
+    for i, part in enumerate(safe_text(sample, limit=limit).split("\n")):
+        if i:
+            out.append("↵ ", style="dim")
+        for j, chunk in enumerate(part.split("\t")):
+            if j:
+                out.append("⇥ ", style="dim")
+            out.append(chunk)
+
+
 def repr_token(tok: str) -> str:
-    """A token made visible: spaces shown as ␣, controls escaped."""
-    return printable(tok, 40).replace(" ", "␣") or "∅"
+    """A token made visible: spaces shown as ␣, a newline as ↵, a tab as ⇥, other controls escaped."""
+    return printable(tok.replace("\n", "↵").replace("\t", "⇥"), 40).replace(" ", "␣") or "∅"
 
 
 def config_lines(feed: Feed) -> Text:

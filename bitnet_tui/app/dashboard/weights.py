@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -34,6 +35,8 @@ MAPS = {"flip": (("flip", "flip"), ("zero", "zero")),
 NUMBERS = (("split", 8, "-1/0/+1"), ("scale", 7, "scale"), ("flip", 5, "flip"), ("rms", 7, "rms"))
 """Latest-value columns, most wanted first: (key, width, title)."""
 MIN_STRIP = 10
+MIN_CONTRAST = 0.2
+"""The shading of a strip spans at least this share of its largest value (the header states the span)."""
 
 
 @dataclass
@@ -73,6 +76,9 @@ def _levels(cols: list[list[float]], relative: bool) -> tuple[list[list[float]],
     lo, hi = min(vals), max(vals)
     if lo >= 0 and lo < 0.5 * hi:
         lo = 0.0  # a rate: dark means none
+    if hi - lo < MIN_CONTRAST * abs(hi):  # 0.31-0.32 is not stretched to full contrast: the scale spans at least
+        mid, half = (lo + hi) / 2, MIN_CONTRAST * abs(hi) / 2  # a fifth of the value, centred on the data
+        lo, hi = max(0.0, mid - half) if lo >= 0 else mid - half, mid + half
     span = hi - lo
     return [[(v - lo) / span if span > 0 and math.isfinite(v) else (0.0 if math.isfinite(v) else math.nan)
              for v in c] for c in cols], lo, hi
@@ -244,3 +250,16 @@ class WeightsPanel(Vertical):
         """The rows as plain text (tests)."""
         d = self.query_one("#w-rows", _Drawn)
         return d.render().plain if d.feed is not None else ""
+
+
+def focus_panel(app: Any, key: str) -> None:
+    """Give the keys to the weights rows while their tab is shown (Up/Down, PageUp/PageDown, Home/End scroll
+    them; nothing else has focus in the dashboard), and take them back on another tab."""
+    try:
+        scroll = app.screen_stack[0].query_one("#w-scroll")
+    except (NoMatches, IndexError):  # torn down, or an app without the weights panel
+        return
+    if key == "weights":
+        scroll.focus()
+    elif scroll.has_focus:
+        app.set_focus(None)
