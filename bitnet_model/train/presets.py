@@ -1,7 +1,8 @@
 """Named configurations. ``seed-report`` runs the report's own configuration (see docs/seed-report.md).
 
 A preset is fixed ``knobs`` plus either ``sweep`` (knob -> values, every combination) or ``grid`` (the
-points themselves). ``run --preset`` takes the first point; ``sweep --preset`` runs them all.
+points themselves), and optionally ``runs``: more runs with their own knobs and run options (``autopilot``).
+``run --preset`` takes the first point; ``sweep --preset`` runs them all.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "context": 32, "vocab_size": 50257, "decay_all": True, "weight_decay": 0.1, "steps": 1000,
                   "warmup_steps": 375, "eval_every": 50, "schedule": "constant"},
         "sweep": {"optimizer": ["adam", "adamw"], "lr": [1.5e-3, 5e-4]},
+        "runs": [{"label": "optimizer=adam lr=0.0015 autopilot (decouple live)",
+                  "knobs": {"optimizer": "adam", "lr": 1.5e-3}, "autopilot": True}],
     },
 }
 

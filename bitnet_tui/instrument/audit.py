@@ -21,7 +21,7 @@ def _finding(code: str, message: str, fix: str, level: str = "warning") -> dict[
     return {"code": code, "level": level, "message": message, "fix": fix}
 
 
-def _param_kinds(model: Any) -> dict[int, str]:
+def param_kinds(model: Any) -> dict[int, str]:
     """id(parameter) -> "norm", "embedding", "bias" or "weight"."""
     kinds: dict[int, str] = {}
     for m in unwrap(model).modules():
@@ -41,7 +41,7 @@ def describe(optimizer: Any, model: Any) -> dict[str, Any]:
     """What the header records of an optimizer: its class, LR, betas, weight decay and where decay applies."""
     opt = getattr(optimizer, "optimizer", optimizer)  # accelerate / HF wrappers hold the real one
     groups = getattr(opt, "param_groups", [])
-    kinds = _param_kinds(model)
+    kinds = param_kinds(model)
     decayed: set[str] = set()
     for g in groups:
         if float(g.get("weight_decay", 0) or 0) > 0:
@@ -93,3 +93,10 @@ def audit(optimizer: Any, model: Any, *, peak_lr: float | None = None, hidden: i
             "schedule", f"schedule {schedule} is not the BitNet FAQ's two-stage recipe",
             "--schedule two-stage (warmup, linear decay, a lower second stage without weight decay)", level="info"))
     return out
+
+
+def audit_findings(optimizer: Any, model: Any, inputs: dict[str, Any] | bool) -> list[dict[str, Any]]:
+    """The audit of ``optimizer`` (none without one, or with ``inputs`` False); ``inputs``: the audit's keywords."""
+    if optimizer is None or inputs is False:
+        return []
+    return audit(optimizer, model, **(inputs if isinstance(inputs, dict) else {}))

@@ -104,3 +104,8 @@ def save_with_retry(store: CheckpointStore | None, step: int, *, pinned: bool, e
         if failed and resume_after:
             steering.resume_by("auto: checkpoint saved")
         return
+
+
+def kept_steps(store: CheckpointStore | None) -> list[int]:
+    """The steps of the checkpoints a store holds now (none without a store)."""
+    return [c for c, _ in list_checkpoints(store.directory)] if store is not None else []

@@ -69,6 +69,10 @@ class MonitorConfig:
     """The model's longest sequence: prompts and continuations are cut to fit."""
     parent: dict[str, Any] | None = None
     """The run this one continues (``{"session": ..., "step": ...}``), shown in the header."""
+    autopilot: bool = False
+    """Opt-in: when the detector names decaying weights or un-learning and the audit names coupled L2 or decay on
+    norms/embeddings, apply the matching fix once; lower the LR on a loss spike or a non-finite loss (with a
+    cooldown). Every action is an intervention with source ``auto``, undoable."""
 
     def __post_init__(self) -> None:
         _positive("gen_tokens", self.gen_tokens)

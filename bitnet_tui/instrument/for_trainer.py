@@ -16,7 +16,8 @@ from bitnet_tui.instrument.monitor import Monitor
 
 
 def monitor_for(trainer: Trainer, session_path: str | Path | None, *, control: bool = False,
-                checkpoint_every: int = 0, keep_checkpoints: int = 3, tensorboard: str | None = None) -> Monitor:
+                checkpoint_every: int = 0, keep_checkpoints: int = 3, tensorboard: str | None = None,
+                autopilot: bool = False) -> Monitor:
     """The Monitor that will write ``session_path`` (rank 0) and serve its control socket; set up ``trainer``."""
     trainer.setup()
     cfg, d = trainer.cfg, trainer.cfg.diag
@@ -28,7 +29,7 @@ def monitor_for(trainer: Trainer, session_path: str | Path | None, *, control: b
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, control=control, detector=d.detector,
         total_steps=trainer.total_steps, report_metric=d.report_metric, on_nonfinite=trainer.on_nonfinite,
         log_every=log_every, tensorboard=tensorboard, argv=trainer.argv, context=cfg.model.context,
-        parent=trainer.parent)
+        parent=trainer.parent, autopilot=autopilot)
     facts = TrainerFacts(
         checkpoint_suffix=".pt", start_step=trainer.loaded_step, source="bitnet-tui run",
         header={"corpus": dict(trainer.data.corpus_info), "tokenizer": dict(trainer.data.tokenizer_info)},

@@ -22,21 +22,22 @@ from typing import Any
 
 import torch
 
-from bitnet_tui.instrument.audit import audit as audit_optimizer
-from bitnet_tui.instrument.checkpoints import CheckpointStore, save_with_retry
+from bitnet_tui.instrument.audit import audit_findings
+from bitnet_tui.instrument.autopilot import Autopilot
+from bitnet_tui.instrument.checkpoints import CheckpointStore, kept_steps, save_with_retry
 from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts, checked
 from bitnet_tui.instrument.diagnostics import diagnostics_for
 from bitnet_tui.instrument.dist import RankFailed, World
 from bitnet_tui.instrument.emitter import Emitter
 from bitnet_tui.instrument.ending import Ending, ending_at_exit, ending_for
 from bitnet_tui.instrument.lr import LRControl
-from bitnet_tui.instrument.readback import Readback, first_group_wd
+from bitnet_tui.instrument.optim_control import optim_control, step_wd
+from bitnet_tui.instrument.readback import Readback
 from bitnet_tui.instrument.sinks import build_header, claim_files, close_all, open_session, open_sinks
 from bitnet_tui.instrument.steering import Steering
 from bitnet_tui.instrument.weights import unwrap
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.log.events import Alert, Event, RunEnded, RunStarted
-from bitnet_tui.session.log.paths import list_checkpoints
 
 
 class Monitor:
@@ -49,7 +50,6 @@ class Monitor:
                 mon.step(loss)
                 if mon.should_stop:
                     break
-
     ``options``: :class:`~bitnet_tui.instrument.config.MonitorConfig`; ``facts``: :class:`TrainerFacts`.
     """
 
@@ -71,17 +71,20 @@ class Monitor:
         self.world, self.emitter, self.lr = World.detect(), Emitter(), LRControl()
         if optimizer is not None:
             self.lr.attach(getattr(optimizer, "optimizer", optimizer))
-        self.steering = Steering(self.lr, self.emitter.emit)
+        self.optim = optim_control(model, optimizer)
+        self.steering = Steering(self.lr, self.emitter.emit, self.optim)
+        self.autopilot = Autopilot(self.steering.send, self.emit) if o.autopilot else None
         self.device = device = next(iter(unwrap(model).parameters())).device
         self.readback = Readback(self.emit, self.world, applied_lr=lambda: self.lr.applied,
-                                 weight_decay=lambda: first_group_wd(optimizer), device=device, log_every=o.log_every,
+                                 weight_decay=lambda: step_wd(self.optim, optimizer), device=device,
+                                 log_every=o.log_every,
                                  flops=(f.flops_per_token, f.peak_flops),
                                  on_nonfinite=lambda *a: self.steering.nonfinite(
                                      *a, stop=o.on_nonfinite == "stop", skipped=f.skips_nonfinite,
-                                     kept=self._kept_checkpoints))
+                                     kept=lambda: kept_steps(self._store)))
         self._store = CheckpointStore(Path("."), o.save, keep=o.keep_checkpoints, suffix=f.checkpoint_suffix) \
             if o.save is not None else None
-        self._closers: list[Callable[[], Any]] = []
+        self._closers: list[Callable[[], Any]] = [self.optim.detach] if self.optim is not None else []
         self._started = self._closed = self._prepared = False
         self.last_end: RunEnded | None = None
         b, self.diagnostics = diagnostics_for(model, decode, prompts, val_batches, o, f, device)
@@ -110,9 +113,6 @@ class Monitor:
     def log_every(self) -> int:
         """Steps between read-backs of the loss from the device."""
         return self.readback.log_every
-
-    def _kept_checkpoints(self) -> list[int]:
-        return [c for c, _ in list_checkpoints(self._store.directory)] if self._store is not None else []
 
     def emit(self, ev: Event) -> None:
         """Hand ``ev`` to every consumer (the log, the dashboard, mirrors)."""
@@ -144,9 +144,11 @@ class Monitor:
         if self.world.main:
             self.prepare()
             self._open_sinks()
+            if self.autopilot is not None:
+                self.subscribe(self.autopilot.observe)
         self._pid = os.getpid()
         atexit.register(self._at_exit)
-        findings = self._audit()
+        findings = audit_findings(self.optimizer, self.model, self.facts.audit)
         self.emit(self.header(findings))
         for f in findings:
             self.emit(Alert(step=self.step_count, time=time.time(), level=f["level"], code="audit",
@@ -164,17 +166,13 @@ class Monitor:
                                           trackio=(o.trackio, self.run_name, self.config) if o.trackio else None)
         self._closers.extend(closers)
 
-    def _audit(self) -> list[dict[str, Any]]:
-        if self.optimizer is None or self.facts.audit is False:
-            return []
-        kw = self.facts.audit if isinstance(self.facts.audit, dict) else {}
-        return audit_optimizer(self.optimizer, self.model, **kw)
-
     def header(self, findings: list[dict[str, Any]] | None = None) -> RunStarted:
         """The ``run_started`` event of this run (with the optimizer audit's ``findings``)."""
+        if findings is None:
+            findings = audit_findings(self.optimizer, self.model, self.facts.audit)
         return build_header(
             step=self.step_count, run_name=self.run_name, config=self.config, argv=self.argv, device=self.device,
-            model=self.model, optimizer=self.optimizer, audit=self._audit() if findings is None else findings,
+            model=self.model, optimizer=self.optimizer, audit=findings,
             baselines=(self.vocab_size, self.ln_vocab, self.unigram_entropy), total_steps=self.total_steps,
             parent=self.options.parent, world=self.world.describe(self.device), source=self.facts.source,
             extra=self.header_extra)
@@ -281,11 +279,13 @@ class Monitor:
         save_with_retry(self._store, self.step_count, pinned=pinned, emit=self.emit, steering=self.steering,
                         resume_after=not wait)
 
-    # -- resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step_count, "lr": self.lr.state_dict(), **self.diagnostics.state_dict()}
+        optim = {"optim": self.optim.state_dict()} if self.optim is not None else {}
+        return {"step": self.step_count, "lr": self.lr.state_dict(), **optim, **self.diagnostics.state_dict()}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.step_count = int(d.get("step", self.step_count))
         self.lr.load_state_dict(d.get("lr", {}))
+        if self.optim is not None:
+            self.optim.load_state_dict(d.get("optim", {}))
         self.diagnostics.load_state_dict(d)

@@ -3,7 +3,9 @@
 :meth:`Steering.send` is thread-safe and never blocks (the dashboard, the control socket and signal handlers
 call it). The Monitor drains the inbox at each step boundary (on rank 0, then broadcasts what it took) and
 calls :meth:`Steering.apply` for each command on every rank; each applied command becomes one
-``intervention`` event (rank 0 emits it). LR commands go to :class:`~bitnet_tui.instrument.lr.LRControl`.
+``intervention`` event (rank 0 emits it). LR commands go to :class:`~bitnet_tui.instrument.lr.LRControl`; weight
+decay, the decay rule and betas to :class:`~bitnet_tui.instrument.optim_control.OptimControl`
+(:mod:`bitnet_tui.instrument.optim_steer`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ from collections.abc import Callable
 from bitnet_tui.instrument.dist import World
 from bitnet_tui.instrument.emitter import Emitter
 from bitnet_tui.instrument.lr import LRControl
+from bitnet_tui.instrument.optim_control import OptimControl
+from bitnet_tui.instrument.optim_steer import OPTIM_COMMANDS, apply_optim
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.errors import ConfigError
 from bitnet_tui.session.log.events import Alert, Event, Intervention
 
 
 class Steering:
-    def __init__(self, lr: LRControl, emit: Callable[[Event], None]) -> None:
+    def __init__(self, lr: LRControl, emit: Callable[[Event], None], optim: OptimControl | None = None) -> None:
         self.lr = lr
+        self.optim = optim
+        """The optimizer's decay / betas control (:class:`~bitnet_tui.instrument.optim_control.OptimControl`), or
+        None where the Monitor has no optimizer."""
         self.emit = emit
         self.inbox: queue.SimpleQueue[C.Command] = queue.SimpleQueue()
         self.paused = False
@@ -54,7 +61,17 @@ class Steering:
                         message=f"refused {type(cmd).wire}: {why}"))
 
     def apply(self, cmd: C.Command) -> None:
-        if isinstance(cmd, (C.SetLR, C.ScaleLR)):
+        if isinstance(cmd, OPTIM_COMMANDS):
+            if self.optim is None:
+                self._refuse(cmd, "this run's Monitor has no optimizer")
+                return
+            try:
+                before, after = apply_optim(self.optim, cmd)
+            except ConfigError as e:
+                self._refuse(cmd, str(e), level="info" if getattr(e, "info", False) else "warning")
+                return
+            self._intervene(cmd, before, after)
+        elif isinstance(cmd, (C.SetLR, C.ScaleLR)):
             old = self.lr.lr_now()
             if old is None:
                 self._refuse(cmd, "the optimizer's LR is not known yet (no optimizer step so far)")

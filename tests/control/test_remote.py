@@ -280,7 +280,7 @@ def test_attach_and_ctl_on_a_run_without_a_control_channel_say_so(tmp_path):
     for args in (["attach", str(log)], ["ctl", str(log), "pause"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 2
-        assert "not running with a control channel" in result.output and "Traceback" not in result.output
+        assert "was started with --no-control" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["ctl", str(log), "set-lr", "abc"])
     assert result.exit_code == 2 and "needs a number" in result.output
 

@@ -32,7 +32,8 @@ DETACH_WAIT_S = 300.0
 
 def child_argv(knobs: dict[str, Any], session_file: Path, *, sessions: Path, resume: str | None = None,
                fork: str | None = None, control: bool = False, checkpoint_every: int = 0,
-               keep_checkpoints: int = 3, tensorboard: str | None = None, extra: tuple[str, ...] = ()) -> list[str]:
+               keep_checkpoints: int = 3, tensorboard: str | None = None, autopilot: bool = False,
+               extra: tuple[str, ...] = ()) -> list[str]:
     """``python -m bitnet_tui run --headless ...`` reproducing ``knobs`` and the run options, writing
     ``session_file``."""
     plain = {k: v for k, v in knobs.items() if not k.startswith("detector_")}
@@ -46,8 +47,9 @@ def child_argv(knobs: dict[str, Any], session_file: Path, *, sessions: Path, res
         args += ["--resume", resume]
     if fork:
         args += ["--from", fork]
-    if control:
-        args.append("--control")
+    args.append("--control" if control else "--no-control")
+    if autopilot:
+        args.append("--autopilot")
     if tensorboard:
         args += ["--tensorboard", tensorboard]
     return [sys.executable, "-m", "bitnet_tui", "run", "--headless", *extra, *args]

@@ -14,9 +14,9 @@ import typer
 from bitnet_tui.app.cli.app import command
 from bitnet_tui.app.cli.errors import fail
 from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption
-from bitnet_tui.session.control.client import request
-from bitnet_tui.session.control.peer import control_path
+from bitnet_tui.session.control.commands import WD_GROUPS
 from bitnet_tui.session.control.protocol import COMMAND_NAMES
+from bitnet_tui.session.control.reach import reach
 from bitnet_tui.session.errors import UserError
 from bitnet_tui.session.log.paths import SUFFIX, resolve_session, sessions_dir
 from bitnet_tui.session.text import printable
@@ -51,34 +51,53 @@ def attach(session: SessionArg, sessions_dir_: SessionsDirOption = None) -> None
 _CMD_HELP = ", ".join(c.replace("_", "-") for c in COMMAND_NAMES)
 
 
-@command("ctl")
-def ctl(
-    session: SessionArg,
-    cmd: Annotated[str, typer.Argument(metavar="COMMAND", help=f"One of: {_CMD_HELP}.", show_default=False)],
-    value: Annotated[Optional[str], typer.Argument(help="set-lr: the LR; scale-lr: the factor; stop: a reason.",
-                                                   show_default=False)] = None,
-    sessions_dir_: SessionsDirOption = None,
-) -> None:
-    """Send one command to a running run's control socket and print the reply (JSON); a refused command exits 2."""
-    path = resolve_session(session, sessions_dir(sessions_dir_))
+NUMBER_FIELD = {"set_lr": "value", "scale_lr": "factor", "set_wd": "wd"}
+VALUE_HELP = ("set-lr: the LR; scale-lr: the factor; set-wd: the weight decay; no-decay-on: norms,embeddings,biases "
+              "(default norms,embeddings); set-betas: B1,B2; stop: a reason.")
+
+
+def ctl_request(cmd: str, value: str | None, groups: str | None) -> dict[str, object]:
+    """The request a ``ctl`` command line means; exits 2 with one line when it means none."""
     name = cmd.strip().lower().replace("-", "_")
     req: dict[str, object] = {"cmd": name}
-    if name in ("set_lr", "scale_lr"):
+    if groups is not None and name != "set_wd":
+        fail("--groups goes with set-wd")
+    if name in NUMBER_FIELD:
         if value is None:
             fail(f"{cmd} needs a value")
         try:
-            req["value" if name == "set_lr" else "factor"] = float(value)  # type: ignore[arg-type]
+            req[NUMBER_FIELD[name]] = float(value)  # type: ignore[arg-type]
         except ValueError:
             fail(f"{cmd} needs a number, got {value!r}")
-    elif name == "stop" and value is not None:
-        req["reason"] = value
+        if groups is not None:
+            req["groups"] = groups
+    elif name == "set_betas":
+        parts = (value or "").split(",")
+        try:
+            req["beta1"], req["beta2"] = (float(x) for x in parts)
+        except ValueError:
+            fail(f"set-betas needs B1,B2 (e.g. 0.9,0.95), got {value!r}")
+    elif name in ("stop", "no_decay_on") and value is not None:
+        req["reason" if name == "stop" else "kinds"] = value
     elif value is not None:
         fail(f"{cmd} takes no value")
     elif name not in COMMAND_NAMES:
         fail(f"unknown command {cmd!r}; known: {_CMD_HELP}")
-    reply = request(control_path(path), req)
+    return req
+
+
+@command("ctl")
+def ctl(
+    session: SessionArg,
+    cmd: Annotated[str, typer.Argument(metavar="COMMAND", help=f"One of: {_CMD_HELP}.", show_default=False)],
+    value: Annotated[Optional[str], typer.Argument(help=VALUE_HELP, show_default=False)] = None,
+    groups: Annotated[Optional[str], typer.Option(help=f"set-wd: which parameters ({', '.join(WD_GROUPS)}; "
+                                                  "default decayed: the groups the run decays now).")] = None,
+    sessions_dir_: SessionsDirOption = None,
+) -> None:
+    """Send one command to a running run's control socket and print the reply (JSON); a refused command exits 2."""
+    path = resolve_session(session, sessions_dir(sessions_dir_))
+    reply = reach(path, ctl_request(cmd, value, groups))
     typer.echo(json.dumps(reply, ensure_ascii=True))
     if not reply.get("ok"):
         raise typer.Exit(2)
-
-

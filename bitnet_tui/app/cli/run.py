@@ -23,7 +23,10 @@ Preset = Annotated[Optional[str], typer.Option(help="Start from a named configur
                                                     "override it.")]
 Headless = Annotated[bool, typer.Option("--headless", help="No dashboard: a progress line (plain lines if piped).")]
 Detach = Annotated[bool, typer.Option("--detach", help="Run in the background (survives logout); attach later.")]
-Control = Annotated[bool, typer.Option("--control", help="Serve the owner-only control socket beside the log.")]
+Control = Annotated[bool, typer.Option("--control/--no-control", help="Serve the owner-only control socket beside "
+                                       "the log (ctl, attach and watch from any shell of this user).")]
+Autopilot = Annotated[bool, typer.Option("--autopilot", help="Apply the audit's decay fix when the weights decay, and "
+                                         "lower the LR on a loss spike; each an undoable intervention (source auto).")]
 CheckpointEvery = Annotated[int, typer.Option(min=0, max=1_000_000_000,
                                               help="Save a checkpoint every N steps (0: on demand and at the end).")]
 KeepCheckpoints = Annotated[int, typer.Option(min=0, max=1_000_000, help="Periodic checkpoints kept (the newest); "
@@ -60,14 +63,16 @@ def run(
     from_: From = None,
     preset: Preset = None,
     detach: Detach = False,
-    control: Control = False,
+    control: Control = True,
+    autopilot: Autopilot = False,
     nproc: Nproc = None,
     tensorboard: TensorBoard = None,
     session_file: SessionFile = None,
 ) -> None:
     """Train a BitNet b1.58 model and watch it: the dashboard on a terminal, headless otherwise."""
     knobs = resolve_knobs(knobs, preset)
-    opts = {"checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "tensorboard": tensorboard}
+    opts = {"checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "tensorboard": tensorboard,
+            "autopilot": autopilot}
     if nproc is not None and nproc > 1 and not launched():
         from bitnet_tui.app.cli.launch import launch
 
@@ -104,7 +109,7 @@ def _train(knobs: dict[str, Any], *, headless: bool, sessions_dir: str | None, r
     from bitnet_tui.app.runs.build import build_run
 
     live = build_run(plan, session_file=session_file, argv=sys.argv, control=control,
-                     on_nonfinite="stop" if headless and not control else "pause", **opts)
+                     on_nonfinite="stop" if headless and not opts["autopilot"] else "pause", **opts)
     main = live.trainer.rank == 0
     for n in plan.notes if main else ():
         note(n)

@@ -46,6 +46,7 @@ from bitnet_tui.session.text import fmt_value, printable
 class Job:
     knobs: dict[str, Any]
     label: str
+    autopilot: bool = False
     log: Path | None = None
     out: Path | None = None
     proc: subprocess.Popen | None = None
@@ -208,13 +209,17 @@ def sweep(
     for point in pgrid:
         kn = {**fixed, **point}
         job_list.append(Job(knobs=kn, label=" ".join(f"{k}={v}" for k, v in point.items()) or "run"))
+    for extra in (p.get("runs", ()) if preset is not None else ()):  # a preset's own runs, e.g. with --autopilot
+        job_list.append(Job(knobs={**fixed, **extra["knobs"]}, label=extra["label"],
+                            autopilot=bool(extra.get("autopilot"))))
     plans = [plan_run(j.knobs, sessions=sessions_dir_opt) for j in job_list]  # every config is checked first
     threads = max(1, (os.cpu_count() or 1) // jobs)
 
     def start(job: Job) -> None:
         plan = plans[job_list.index(job)]
         job.log, job.out = claim(plan)
-        argv = child_argv(job.knobs, job.log, sessions=plan.sessions.resolve())
+        argv = child_argv(job.knobs, job.log, sessions=plan.sessions.resolve(), control=True,
+                          autopilot=job.autopilot)
         with open(job.out, "ab") as out:
             job.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                         env=child_env(OMP_NUM_THREADS=str(threads)))

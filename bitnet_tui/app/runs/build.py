@@ -21,7 +21,7 @@ from bitnet_tui.session.log.paths import SUFFIX
 
 def build_run(plan: RunPlan, *, session_file: str | Path | None = None, argv: list[str] | None = None,
               checkpoint_every: int = 0, keep_checkpoints: int = 3, on_nonfinite: str = "pause",
-              control: bool = False, tensorboard: str | None = None) -> Any:
+              control: bool = False, tensorboard: str | None = None, autopilot: bool = False) -> Any:
     """Load data and model (and the parent's checkpoint, falling back to older ones that load), then claim the
     log (unless ``session_file`` was claimed by a parent process) and attach the Monitor."""
     argv = argv if argv is not None else sys.argv
@@ -47,7 +47,7 @@ def build_run(plan: RunPlan, *, session_file: str | Path | None = None, argv: li
         path = claim_session(plan) if trainer.rank == 0 else None  # rank 0 alone writes the log
     trainer.run_name = path.name.removesuffix(SUFFIX) if path else plan.label
     mon = monitor_for(trainer, path, control=control, checkpoint_every=checkpoint_every,
-                      keep_checkpoints=keep_checkpoints, tensorboard=tensorboard)
+                      keep_checkpoints=keep_checkpoints, tensorboard=tensorboard, autopilot=autopilot)
     try:
         mon.prepare()  # the run's other files, claimed before anything starts
     except Exception:
@@ -56,7 +56,7 @@ def build_run(plan: RunPlan, *, session_file: str | Path | None = None, argv: li
         raise
     return LocalRun(trainer, plan, path, options={
         "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "on_nonfinite": on_nonfinite,
-        "control": control, "tensorboard": tensorboard}, forker=fork_run)
+        "control": control, "tensorboard": tensorboard, "autopilot": autopilot}, forker=fork_run)
 
 
 def fork_run(run: LocalRun, step: int, lr: float) -> LocalRun:

@@ -43,7 +43,7 @@ def exchange(path: str | os.PathLike[str], line: bytes, *, timeout: float = 5.0)
                 s.connect(a)
         except FileNotFoundError:
             raise ControlError(errno.ENOENT, f"{shown_path(p)} does not exist: the run is not running with a "
-                                             "control channel (it ended, or was started without --control)") from None
+                                             "control channel (it ended, or was started with --no-control)") from None
         except ConnectionRefusedError:
             raise ControlError(errno.ECONNREFUSED, f"nothing is serving {shown_path(p)}: the run's process is gone") \
                 from None

@@ -139,8 +139,101 @@ class EvalNow(Command):
     title: ClassVar[str] = "Eval now"
 
 
+MAX_WD = 10.0
+"""A weight decay must be in [0, MAX_WD]; decoupled decay multiplies by (1 - lr * wd) each step."""
+WD_GROUPS = ("decayed", "all", "norms", "embeddings", "biases")
+"""What ``set-wd --groups`` may name: the param groups the loop decays now, every parameter, or a kind of
+parameter (the optimizer audit's kinds: norm gains, embeddings, biases and other 1-D parameters)."""
+NO_DECAY_KINDS = ("norms", "embeddings", "biases")
+
+
+def check_wd(value: Any) -> float:
+    """A weight decay: a finite number in [0, MAX_WD]."""
+    if isinstance(value, bool):
+        raise ConfigError(f"weight decay must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"weight decay {str(value)[:40]!r} is not a number") from None
+    if not math.isfinite(v) or not 0 <= v <= MAX_WD:
+        raise ConfigError(f"weight decay must be between 0 and {MAX_WD:g}, got {str(value)[:40]!r}")
+    return v
+
+
+def check_groups(value: Any) -> str:
+    if not isinstance(value, str) or value not in WD_GROUPS:
+        raise ConfigError(f"groups must be one of {', '.join(WD_GROUPS)}, got {str(value)[:40]!r}")
+    return value
+
+
+def check_kinds(value: Any) -> str:
+    """``norms,embeddings``: a comma list of :data:`NO_DECAY_KINDS`, returned sorted and without repeats."""
+    parts = [x.strip() for x in value.split(",") if x.strip()] if isinstance(value, str) else []
+    if not parts or any(x not in NO_DECAY_KINDS for x in parts):
+        raise ConfigError(f"kinds must be a comma list of {', '.join(NO_DECAY_KINDS)}, got {str(value)[:40]!r}")
+    return ",".join(sorted(set(parts)))
+
+
+def check_beta(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"beta must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"beta {str(value)[:40]!r} is not a number") from None
+    if not math.isfinite(v) or not 0 <= v < 1:
+        raise ConfigError(f"beta must be in [0, 1), got {str(value)[:40]!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class SetWD(Command):
+    """The weight decay of the chosen parameters from now on (the loop's own later values are overridden)."""
+
+    wire: ClassVar[str] = "set_wd"
+    title: ClassVar[str] = "Set weight decay"
+    wd: float = 0.0
+    groups: str = "decayed"
+
+
+@dataclass(frozen=True)
+class Decouple(Command):
+    """Turn coupled L2 (PyTorch ``Adam(weight_decay>0)``) into decoupled decay, as AdamW decays, in place."""
+
+    wire: ClassVar[str] = "decouple"
+    title: ClassVar[str] = "Decouple weight decay (Adam's L2 -> AdamW's rule)"
+
+
+@dataclass(frozen=True)
+class NoDecayOn(Command):
+    """Stop weight decay on kinds of parameters (norm gains, embeddings, biases)."""
+
+    wire: ClassVar[str] = "no_decay_on"
+    title: ClassVar[str] = "No weight decay on norms and embeddings"
+    kinds: str = "embeddings,norms"
+
+
+@dataclass(frozen=True)
+class SetBetas(Command):
+    """Adam's betas from now on (every param group)."""
+
+    wire: ClassVar[str] = "set_betas"
+    title: ClassVar[str] = "Set Adam's betas"
+    beta1: float = 0.9
+    beta2: float = 0.95
+
+
+@dataclass(frozen=True)
+class UndoOptim(Command):
+    """Restore the optimizer rule in force before the last set-wd, decouple, no-decay-on or set-betas."""
+
+    wire: ClassVar[str] = "undo_optim"
+    title: ClassVar[str] = "Undo weight-decay / optimizer change"
+
+
 COMMANDS: dict[str, type[Command]] = {
-    c.wire: c for c in (SetLR, ScaleLR, UndoLR, Pause, Resume, Stop, CheckpointNow, EvalNow)
+    c.wire: c for c in (SetLR, ScaleLR, UndoLR, Pause, Resume, Stop, CheckpointNow, EvalNow,
+                        SetWD, Decouple, NoDecayOn, SetBetas, UndoOptim)
 }
 """Every command by wire name: the one table the protocol, interventions and the dashboard derive from."""
 
@@ -155,8 +248,14 @@ def _number(check: Any) -> Any:
     return strict
 
 
-CHECKS: dict[str, Any] = {"value": _number(check_lr), "factor": _number(check_factor), "reason": check_reason}
+CHECKS: dict[str, Any] = {"value": _number(check_lr), "factor": _number(check_factor), "reason": check_reason,
+                          "wd": _number(check_wd), "groups": check_groups, "kinds": check_kinds,
+                          "beta1": _number(check_beta), "beta2": _number(check_beta)}
 """How each command field is checked when it arrives from outside (the socket, the CLI)."""
+OPTIONAL = frozenset({"reason", "groups", "kinds"})
+"""Fields a request may leave out (the command's default applies)."""
 
 LR_ACTIONS = frozenset({SetLR.wire, ScaleLR.wire, UndoLR.wire})
 """Interventions that change the LR (marked on the LR plot)."""
+OPTIM_ACTIONS = frozenset({SetWD.wire, Decouple.wire, NoDecayOn.wire, SetBetas.wire, UndoOptim.wire})
+"""Interventions that change the optimizer's decay rule or betas (marked on the LR/WD plot)."""

@@ -13,7 +13,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from bitnet_tui.session.control.commands import CHECKS, COMMANDS, Command
+from bitnet_tui.session.control.commands import CHECKS, COMMANDS, OPTIONAL, Command
 from bitnet_tui.session.errors import ConfigError
 from bitnet_tui.session.text import safe_text
 
@@ -49,7 +49,7 @@ def parse_request(obj: Any, source: str = "remote") -> Command | None:
                 kwargs[f] = CHECKS[f](obj[f])
             except ConfigError as e:
                 raise ValueError(str(e)) from None
-        elif f != "reason":
+        elif f not in OPTIONAL:
             raise ValueError(f"{name} needs {f}")
     return klass(source=source, **kwargs)
 

@@ -73,7 +73,9 @@ class RemoteRun:
 
     def ping(self, timeout: float = 5.0) -> dict[str, Any]:
         """Check that the run serves its control socket; raises :class:`ControlError`."""
-        return request(self.control, {"cmd": "ping"}, timeout=timeout)
+        from bitnet_tui.session.control.reach import reach
+
+        return reach(self.path, {"cmd": "ping"}, timeout=timeout)
 
     def read_header(self, timeout: float = 10.0) -> RunStarted:
         """Read the log up to its header (kept for :meth:`run`) and take run name, steps and device from it."""
