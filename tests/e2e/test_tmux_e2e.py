@@ -101,7 +101,7 @@ def test_replay_in_a_real_terminal(tmux, tmp_path):
     screen = tmux.wait_for(lambda s: "fixture-h256-lr1.5e-3" in s and "palette" in s)
     lines = screen.splitlines()
     assert "REPLAY" in lines[0] and "fixture-h256-lr1.5e-3" in lines[0]
-    assert "Pause" in footer(screen) and "palette" in footer(screen)
+    assert "p Resume" in footer(screen) and "palette" in footer(screen)  # --end: paused at the end
     assert all(len(line) <= 80 for line in lines) and len(lines) <= 24
     tmux.keys("q")
     tmux.wait_gone()
@@ -192,7 +192,7 @@ def test_every_key_the_replay_footer_lists_works(tmux, tmp_path):
     tmux.start(f"{program()} replay {FIXTURE} --end", _env(tmp_path))
     screen = tmux.wait_for(lambda s: "fixture-h256-lr1.5e-3" in s and "palette" in s)
     foot = footer(screen)
-    for label in ("p Pause", "1 2 3 0 speed", "g Go to", "n N ⚠/⚙", "v Panel", "q Quit", "^p palette"):
+    for label in ("p Resume", "1 2 3 0 speed", "g Go to", "n N ⚠/⚙", "v Panel", "q Quit", "^p palette"):
         assert label in foot, foot
     tmux.keys("Home")
     tmux.wait_for(lambda s: " 1/636 events" in s)

@@ -33,7 +33,6 @@ from bitnet_tui.app.dashboard.panels import ConfigPanel, HeaderBar, SamplesPanel
 from bitnet_tui.app.dashboard.plots import GradPlot, LossPlot, LRPlot, UniquePlot
 from bitnet_tui.app.dashboard.sources import LiveSource, ReplaySource, Source, WatchSource
 from bitnet_tui.app.dashboard.weights import WeightsPanel, focus_panel
-from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.log.events import Event
 from bitnet_tui.session.text import fmt_num, printable
 
@@ -275,7 +274,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
                 ok = None
             if ok is False:
                 continue
-            if action == "quit_run" and isinstance(self.source, LiveSource) and self.source.detachable:
+            if action == "quit_run" and self.source.detachable:
                 title, help_text = "Detach (the run goes on)", "q: close the dashboard; the run keeps training"
             method = getattr(self, f"action_{action}")
             if ok is None:
@@ -289,14 +288,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
                                 lambda k=key: self.show_panel(k))
 
     def on_unmount(self) -> None:
-        src = self.source
-        if isinstance(src, LiveSource) and src.running:
-            if src.detachable:
-                src.run.detach()
-            else:
-                src.send(C.Stop(reason="interrupted", source="dashboard"))
-        if isinstance(src, WatchSource):
-            src.cancelled = True
+        self.source.leave()
 
 
 def make_app(mode: str = "live", *, run: Any = None, session_path: str | Path | None = None,

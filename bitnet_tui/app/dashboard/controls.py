@@ -14,7 +14,6 @@ from textual.worker import Worker, WorkerState
 from bitnet_tui.app.dashboard.dialogs import ConfirmDialog, LRDialog, RewindDialog, StepDialog
 from bitnet_tui.app.dashboard.keys import SENDS
 from bitnet_tui.app.dashboard.player import SPEEDS
-from bitnet_tui.app.dashboard.sources import LiveSource, ReplaySource
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.text import fmt_num, printable
 
@@ -55,15 +54,12 @@ class RunControls:
 
     def is_paused(self) -> bool:
         """Training paused (live, from the confirmed event) or playback paused (replay)."""
-        if isinstance(self.source, ReplaySource):
+        if self.source.player is not None:
             return not self.source.player.playing
         return bool(self.feed.paused)
 
     def action_toggle_pause(self, which: str = "") -> None:
-        if isinstance(self.source, ReplaySource):
-            p = self.source.player
-            p.playing = not p.playing
-            p.clock = None if p.at_end else p.clock
+        if self.source.toggle_playback():
             self.refresh_panels()
             return
         self._send(C.Resume(source="dashboard") if self.feed.paused else C.Pause(source="dashboard"))
@@ -71,8 +67,8 @@ class RunControls:
     # -- rewind ----------------------------------------------------------------
     def action_rewind(self) -> None:
         why = self.source.why_not("rewind")
-        if why or not isinstance(self.source, LiveSource):
-            self.notify(why or "rewind forks a live run", severity="warning")
+        if why:
+            self.notify(why, severity="warning")
             return
         steps = self.source.checkpoint_steps()
         if not steps:
@@ -94,12 +90,11 @@ class RunControls:
     def _fork(self) -> None:
         """The current run has ended: build the fork off the event loop."""
         step, lr = self._rewinding  # type: ignore[misc]
-        run = self.source.run
-        self.run_worker(lambda: run.fork(step, lr), name="rewind", group="rewind", thread=True, exit_on_error=False)
+        src = self.source
+        self.run_worker(lambda: src.fork(step, lr), name="rewind", group="rewind", thread=True, exit_on_error=False)
 
     def _rewound(self, worker: Worker) -> None:
         if worker.state == WorkerState.SUCCESS:
-            assert isinstance(self.source, LiveSource)
             self.source.replace(worker.result)
             self._worker_error = ""
             self._rewinding = None
@@ -117,11 +112,11 @@ class RunControls:
             self.notify("rewinding: quit when the forked run has started", severity="warning")
             return
         src = self.source
-        if not isinstance(src, LiveSource) or not src.running or self._worker_error:
+        if not src.running or self._worker_error:
             self.exit()
             return
         if src.detachable:
-            src.run.detach()
+            src.leave()
             self.exit(message="detached; the run goes on")
             return
         if self._stopping:
@@ -147,7 +142,7 @@ class ReplayControls:
     feed: Any
 
     def _player(self) -> Any:
-        return self.source.player if isinstance(self.source, ReplaySource) else None
+        return self.source.player
 
     def action_speed(self, key: str) -> None:
         if self._player() is not None:

@@ -99,6 +99,36 @@ class Source:
         """(text, style) for the header's last words."""
         return "", ""
 
+    # -- what this source can do: the dashboard asks these, never what kind of source it is ----------
+    player: Any = None
+    """The playback clock of a replay (None: events arrive as they happen)."""
+    detachable = False
+    """Quitting the dashboard detaches it from a run that goes on elsewhere."""
+
+    @property
+    def running(self) -> bool:
+        """A run this dashboard steers is still training."""
+        return False
+
+    def toggle_playback(self) -> bool:
+        """Pause or resume playback; False when this source has no playback (the run is paused by a command)."""
+        return False
+
+    def checkpoint_steps(self) -> list[int]:
+        """The steps a rewind may fork from (none: this source cannot rewind)."""
+        return []
+
+    def fork(self, step: int, lr: float) -> Any:
+        """A new run forked from this one's checkpoint at ``step`` (blocking; off the event loop)."""
+        raise RuntimeError(self.why_not("rewind") or "rewind forks a live run")
+
+    def replace(self, run: Any) -> None:
+        """Steer ``run`` (a fork of this one) from now on."""
+        raise RuntimeError("only a live source follows a fork")
+
+    def leave(self) -> None:
+        """The dashboard is closing: what this source does then (detach, stop the run, stop following)."""
+
 
 def _with_history(feed: Feed) -> None:
     if feed.header is not None and feed.history is None:
@@ -119,13 +149,23 @@ class LiveSource(Source):
         run.subscribe(self.buffer)  # before the run starts, so the header is not missed
         self.work = run.run
 
-    @property
+    @property  # type: ignore[override]  # a property over the base's plain attribute
     def detachable(self) -> bool:
         return bool(getattr(self.run, "detachable", False))
 
     @property
     def running(self) -> bool:
         return self.feed.ended is None
+
+    def fork(self, step: int, lr: float) -> Any:
+        return self.run.fork(step, lr)
+
+    def leave(self) -> None:
+        if self.running:
+            if self.detachable:
+                self.run.detach()
+            else:
+                self.send(C.Stop(reason="interrupted", source="dashboard"))
 
     def tick(self, dt: float) -> None:
         events = self.buffer.drain()
@@ -185,6 +225,12 @@ class ReplaySource(Source):
             self.player.to_start()
         self.feed = self.player.feed
         _with_history(self.feed)
+
+    def toggle_playback(self) -> bool:
+        p = self.player
+        p.playing = not p.playing
+        p.clock = None if p.at_end else p.clock
+        return True
 
     def tick(self, dt: float) -> None:
         self.player.tick(dt)
@@ -255,6 +301,9 @@ class WatchSource(Source):
                     return cand
             time.sleep(POLL_S)
         return None
+
+    def leave(self) -> None:
+        self.cancelled = True
 
     def tick(self, dt: float) -> None:
         events = self.buffer.drain()
