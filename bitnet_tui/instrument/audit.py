@@ -10,11 +10,14 @@ run's own figures (ternary scale, held-out loss) say whether they hurt this run.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch.nn as nn
 
+from bitnet_tui.instrument.unigram import HELD_OUT
 from bitnet_tui.instrument.weights import unwrap
+from bitnet_tui.session.log.events import Alert
 
 
 def _finding(code: str, message: str, fix: str, level: str = "warning") -> dict[str, Any]:
@@ -100,3 +103,13 @@ def audit_findings(optimizer: Any, model: Any, inputs: dict[str, Any] | bool) ->
     if optimizer is None or inputs is False:
         return []
     return audit(optimizer, model, **(inputs if isinstance(inputs, dict) else {}))
+
+
+def start_alerts(step: int, findings: list[dict[str, Any]], unigram_warning: str) -> list[Alert]:
+    """The alerts a run starts with: each audit finding with its fix, and the unigram figure's warning."""
+    out = [Alert(step=step, time=time.time(), level=f["level"], code="audit",
+                 message=f"{f['message']}; fix: {f['fix']}", data=dict(f)) for f in findings]
+    if unigram_warning:
+        out.append(Alert(step=step, time=time.time(), level="warning", code="unigram", message=unigram_warning,
+                         data={"source": HELD_OUT}))
+    return out

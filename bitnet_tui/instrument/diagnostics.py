@@ -13,6 +13,7 @@ import torch
 from bitnet_model.nn.device import one_thread_on_cpu
 from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts
 from bitnet_tui.instrument.evals import eval_mode, evaluate, logits_of, report_prompt_ids
+from bitnet_tui.instrument.unigram import GIVEN, HELD_OUT, TRAINING, TokenCounts, training_note
 from bitnet_tui.instrument.weights import (
     Quantize,
     WeightWatcher,
@@ -22,7 +23,7 @@ from bitnet_tui.instrument.weights import (
     unwrap,
 )
 from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
-from bitnet_tui.session.log.events import EvalDone, Event, WeightsSnapshot
+from bitnet_tui.session.log.events import Alert, EvalDone, Event, WeightsSnapshot
 
 
 def unigram_stats(counts: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -44,6 +45,8 @@ class Baselines:
     unigram_log: torch.Tensor | None
     estimated: bool
     """The unigram distribution was estimated from the held-out batches' targets."""
+    tokens: int = 0
+    """Tokens the estimate rests on (0 when figures were given)."""
 
 
 def baselines(model: Any, prompts: torch.Tensor | None, val_batches: Sequence[Any], *, vocab_size: int | None,
@@ -53,12 +56,14 @@ def baselines(model: Any, prompts: torch.Tensor | None, val_batches: Sequence[An
     vocab = vocab_size or _probe_vocab(model, prompts)
     estimated = False
     if unigram is None and unigram_entropy is None and val_batches and vocab:
-        unigram, estimated = target_counts(val_batches, vocab), True
+        unigram = target_counts(val_batches, vocab)
+        estimated = unigram is not None
     unigram_log = None
     if unigram is not None:
         h, unigram_log = unigram_stats(unigram)
         unigram_entropy = unigram_entropy if unigram_entropy is not None else h
-    return Baselines(vocab, math.log(vocab) if vocab else None, unigram_entropy, unigram_log, estimated)
+    tokens = int(unigram.sum()) if estimated and unigram is not None else 0
+    return Baselines(vocab, math.log(vocab) if vocab else None, unigram_entropy, unigram_log, estimated, tokens)
 
 
 def _probe_vocab(model: Any, prompts: torch.Tensor | None) -> int | None:
@@ -88,7 +93,9 @@ class Diagnostics:
                  decode: Callable | None, token_text: Callable | None, val_batches: Sequence[Any],
                  loss_fn: Callable | None, layers: Any, quantize: Quantize | None, detector: DetectorConfig,
                  ln_vocab: float | None, unigram_entropy: float | None, unigram_log: torch.Tensor | None,
-                 report_prompts: torch.Tensor | None, context: int | None) -> None:
+                 report_prompts: torch.Tensor | None, context: int | None,
+                 token_counts: Callable[[], torch.Tensor | None] | None = None, unigram_source: str = GIVEN,
+                 unigram_tokens: int = 0) -> None:
         self.model = model
         self.prompts = prompts
         self.gen_tokens = gen_tokens
@@ -102,14 +109,37 @@ class Diagnostics:
         self.unigram_log = unigram_log
         self.report_prompts = report_prompts
         self.context = context
+        self.token_counts = token_counts
+        """The training batches' token counts so far (read at an eval), or None."""
+        self.unigram_source, self.unigram_tokens = unigram_source, unigram_tokens
 
     @property
     def device(self) -> torch.device:
         p = next(iter(unwrap(self.model).parameters()), None)
         return p.device if p is not None else torch.device("cpu")
 
+    def _training_unigram(self, step: int) -> list[Event]:
+        """Judge against the training batches' counts once they outnumber the held-out sample's (never when
+        counts were given): the detector's figure and the KL's reference move to them."""
+        if self.token_counts is None or self.unigram_source == GIVEN:
+            return []
+        c = self.token_counts()
+        n = int(c.sum()) if c is not None else 0
+        if c is None or (self.unigram_source == HELD_OUT and n <= self.unigram_tokens):
+            return []
+        h, self.unigram_log = unigram_stats(c)
+        before, before_n = self.detector.unigram_entropy, self.unigram_tokens
+        out: list[Event] = []
+        if self.unigram_source != TRAINING:
+            out.append(Alert(step=step, time=time.time(), level="info", code="unigram",
+                             message=training_note(h, n, before if self.unigram_source == HELD_OUT else None, before_n),
+                             data={"unigram_entropy": h, "tokens": n, "source": TRAINING}))
+        self.detector.unigram_entropy, self.unigram_source, self.unigram_tokens = h, TRAINING, n
+        return out
+
     def eval(self, step: int) -> list[Event]:
         """One eval: an ``eval`` event and the detector's alerts."""
+        notes = self._training_unigram(step)
         with one_thread_on_cpu(self.device):  # many small ops: one thread is as fast, and never spins
             r = evaluate(unwrap(self.model), prompts=self.prompts, gen_tokens=self.gen_tokens, decode=self.decode,
                          token_text=self.token_text, val_batches=self.val_batches, loss_fn=self.loss_fn,
@@ -123,8 +153,10 @@ class Diagnostics:
             generated_tokens=r.generated_tokens, distinct2=r.distinct2, top_share=r.top_share,
             top_tokens=r.top_tokens, entropy=r.entropy, samples=r.samples, prompts=r.prompts,
             state=self.detector.state, repetition=r.repetition, kl_unigram=r.kl_unigram,
-            report_unique=r.report_unique, report_prompts=r.report_prompts)
-        return [ev, *alerts]
+            report_unique=r.report_unique, report_prompts=r.report_prompts,
+            unigram_entropy=self.detector.unigram_entropy if self.unigram_source == TRAINING else None,
+            unigram_tokens=self.unigram_tokens if self.unigram_source == TRAINING else None)
+        return [*notes, ev, *alerts]
 
     def weights(self, step: int) -> list[Event]:
         """One weight snapshot, and the detector's alert when the ternary scales are decaying."""
@@ -137,16 +169,22 @@ class Diagnostics:
         return [ev, *alerts]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"detector": self.detector.state_dict(), "watcher": self.watcher.state_dict()}
+        return {"detector": self.detector.state_dict(), "watcher": self.watcher.state_dict(),
+                "unigram": {"source": self.unigram_source, "tokens": self.unigram_tokens}}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.detector.load_state_dict(d.get("detector", {}))
         self.watcher.load_state_dict(d.get("watcher", {}))
+        u = d.get("unigram") or {}
+        if u.get("source") == TRAINING and self.unigram_source != GIVEN:  # the figure the detector was restored with
+            self.unigram_source, self.unigram_tokens = TRAINING, int(u.get("tokens") or 0)
 
 
 def diagnostics_for(model: Any, decode: Callable | None, prompts: Any, val_batches: Sequence[Any],
-                    o: MonitorConfig, f: TrainerFacts, device: torch.device) -> tuple[Baselines, Diagnostics]:
-    """A Monitor's baselines and diagnostics from its arguments (``prompts``: a tensor or lists of ids)."""
+                    o: MonitorConfig, f: TrainerFacts, device: torch.device,
+                    ) -> tuple[Baselines, Diagnostics, TokenCounts | None]:
+    """A Monitor's baselines, diagnostics and training-token counter (None when the unigram figure was given)
+    from its arguments (``prompts``: a tensor or lists of ids)."""
     if prompts is not None and not isinstance(prompts, torch.Tensor):
         prompts = torch.tensor(prompts, dtype=torch.long)
     prompts = prompts.to(device) if prompts is not None else None
@@ -155,10 +193,13 @@ def diagnostics_for(model: Any, decode: Callable | None, prompts: Any, val_batch
         unigram = torch.tensor(unigram, dtype=torch.float64)
     b = baselines(model, prompts, val_batches, vocab_size=o.vocab_size, unigram=unigram,
                   unigram_entropy=f.unigram_entropy)
+    counts = TokenCounts(b.vocab) if b.vocab and unigram is None and f.unigram_entropy is None else None
     d = Diagnostics(
         model, prompts=prompts, gen_tokens=o.gen_tokens, decode=decode, token_text=o.token_text,
         val_batches=val_batches, loss_fn=o.loss_fn, layers=o.layers, quantize=f.quantize,
         detector=o.detector or DetectorConfig(), ln_vocab=b.ln_vocab, unigram_entropy=b.unigram_entropy,
-        unigram_log=b.unigram_log, context=o.context,
+        unigram_log=b.unigram_log, context=o.context, token_counts=counts.read if counts is not None else None,
+        unigram_source=HELD_OUT if b.estimated else GIVEN if b.unigram_entropy is not None else "",
+        unigram_tokens=b.tokens,
         report_prompts=report_prompt_ids(b.vocab, device) if o.report_metric and b.vocab else None)
-    return b, d
+    return b, d, counts

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from bitnet_tui.instrument.audit import audit_findings
+from bitnet_tui.instrument.audit import audit_findings, start_alerts
 from bitnet_tui.instrument.autopilot import Autopilot
 from bitnet_tui.instrument.checkpoints import CheckpointStore, kept_steps, save_with_retry
 from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts, checked
@@ -35,6 +35,7 @@ from bitnet_tui.instrument.optim_control import optim_control, step_wd
 from bitnet_tui.instrument.readback import Readback
 from bitnet_tui.instrument.sinks import build_header, claim_files, close_all, open_session, open_sinks
 from bitnet_tui.instrument.steering import Steering
+from bitnet_tui.instrument.unigram import held_out_warning
 from bitnet_tui.instrument.weights import unwrap
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.log.events import Alert, Event, RunEnded, RunStarted
@@ -87,12 +88,10 @@ class Monitor:
         self._closers: list[Callable[[], Any]] = [self.optim.detach] if self.optim is not None else []
         self._started = self._closed = self._prepared = False
         self.last_end: RunEnded | None = None
-        b, self.diagnostics = diagnostics_for(model, decode, prompts, val_batches, o, f, device)
-        if b.estimated:
-            self.header_extra.setdefault("unigram_source", "held-out sample")
+        b, self.diagnostics, self._counts = diagnostics_for(model, decode, prompts, val_batches, o, f, device)
+        self._unigram_warning = held_out_warning(b.unigram_entropy or 0.0, b.tokens, b.vocab) if b.estimated else ""
         self.vocab_size, self.ln_vocab, self.unigram_entropy = b.vocab, b.ln_vocab, b.unigram_entropy
 
-    # -- the outside world -------------------------------------------------------------------
     def subscribe(self, fn: Callable[[Event], None]) -> None:
         """Call ``fn(event)`` for every event from now on, in the training thread; ``fn`` must be fast."""
         self.emitter.subscribe(fn)
@@ -109,16 +108,10 @@ class Monitor:
     def paused(self) -> bool:
         return self.steering.paused
 
-    @property
-    def log_every(self) -> int:
-        """Steps between read-backs of the loss from the device."""
-        return self.readback.log_every
-
     def emit(self, ev: Event) -> None:
         """Hand ``ev`` to every consumer (the log, the dashboard, mirrors)."""
         self.emitter.emit(ev)
 
-    # -- start and end -----------------------------------------------------------------------
     def __enter__(self) -> Monitor:
         self.start()
         return self
@@ -150,9 +143,8 @@ class Monitor:
         atexit.register(self._at_exit)
         findings = audit_findings(self.optimizer, self.model, self.facts.audit)
         self.emit(self.header(findings))
-        for f in findings:
-            self.emit(Alert(step=self.step_count, time=time.time(), level=f["level"], code="audit",
-                            message=f"{f['message']}; fix: {f['fix']}", data=dict(f)))
+        for alert in start_alerts(self.step_count, findings, self._unigram_warning):
+            self.emit(alert)
         if self.facts.eval_at_start and self.step_count == 0:
             self._diagnose(evals=True, weights=True)
         self._boundary()  # commands queued before the first step (a pause holds the run before it starts)
@@ -228,13 +220,20 @@ class Monitor:
             self.world = World(self.world.rank, 1, self.world.backend)
             self._end(ending_at_exit())
 
-    # -- the step boundary ---------------------------------------------------------------------
+    def observe_tokens(self, batch: Any) -> None:
+        """Count a training batch's ids (a tensor, ``(x, y)``, a dict with ``input_ids``) for the unigram entropy,
+        on its device, no host sync (:mod:`~.unigram`); a no-op when the unigram figure was given."""
+        if self._counts is not None:
+            self._counts.add(batch)
+
     def step(self, loss: Any, *, grad_norm: Any = None, tokens: int | None = None, stage: int = 1,
-             **metrics: float) -> None:
+             batch: Any = None, **metrics: float) -> None:
         """Record one optimizer step, run what is due (evals, snapshots, checkpoints) and apply queued commands.
-        ``loss`` may be a tensor: it is read back every ``log_every`` steps (no host sync in between)."""
+        ``loss`` may be a tensor, read back every ``log_every`` steps; ``batch``: see :meth:`observe_tokens`."""
         if not self._started:
             self.start()
+        if batch is not None:
+            self.observe_tokens(batch)
         self.step_count += 1
         s = self.step_count
         self.emitter.step = self.steering.step = s

@@ -271,8 +271,9 @@ class CollapseDetector:
         if self.decay_warned or improving:
             return []
         self.decay_warned = True
-        loss_txt = f"held-out loss {loss:.3f} (lowest {self.min_loss:.3f} at step {self.min_step})" \
-            if loss is not None and self.min_loss is not None else "no held-out loss"
+        loss_txt = f"held-out loss median of the last {len(self.losses[-self.cfg.window:])} evals {loss:.3f}, lowest " \
+            f"eval {self.min_loss:.3f} at step {self.min_step}" if loss is not None and self.min_loss is not None \
+            else "no held-out loss"
         msg = (f"weights decaying toward zero: the mean ternary scale fell {fall:.1f}x (from {self.peak_scale:.3g} at "
                f"step {self.peak_scale_step} to {scale:.3g}) while the loss is not improving ({loss_txt}); "
                "check the optimizer's weight decay (coupled L2 in Adam shrinks every weight)")
@@ -298,7 +299,7 @@ class CollapseDetector:
         if loss is None:
             parts.append("no held-out loss (judged on the samples alone)")
         else:
-            parts.append(f"held-out loss {loss:.3f}")
+            parts.append(self._loss_words(f, loss))
             if self.ln_vocab is not None:
                 base = f"ln V {self.ln_vocab:.2f}"
                 if self.unigram_entropy is not None:
@@ -312,6 +313,15 @@ class CollapseDetector:
             parts.append(f"ternary scale {self.last_scale:.3g} (peak {self.peak_scale:.3g})")
         return ", ".join(parts)
 
+    def _loss_words(self, f: EvalFigures, median: float) -> str:
+        """This eval's own held-out loss under its own label; the window's median, what states are judged by,
+        labelled as such beside it."""
+        own, n = _finite(f.val_loss), len(self.losses[-self.cfg.window:])
+        med = f"median of the last {n} evals {median:.3f}"
+        if own is None:
+            return f"no held-out loss at this eval ({med})"
+        return f"held-out loss {own:.3f}" + (f" ({med})" if n > 1 else "")
+
     def _alert(self, f: EvalFigures, old: str, new: str, level: str, msg: str) -> Alert:
         data: dict[str, Any] = {"share": f.share, "thresholds": self.thresholds(f.generated)}
         for k in ("distinct2", "repetition", "entropy"):
@@ -320,10 +330,12 @@ class CollapseDetector:
                 data[k] = v
         if self.min_loss is not None:
             data["min_loss"], data["min_step"] = self.min_loss, self.min_step
+        if self._loss_now() is not None:
+            data["loss_median"] = self._loss_now()
         if self.peak_scale is not None and self.last_scale is not None:
             data["scale"], data["peak_scale"] = self.last_scale, self.peak_scale
         return Alert(step=f.step, time=time.time(), level=level, code="detector", message=msg,
-                     state_from=old, state_to=new, unique_tokens=f.unique, val_loss=self._loss_now(),
+                     state_from=old, state_to=new, unique_tokens=f.unique, val_loss=_finite(f.val_loss),
                      top_tokens=tuple(f.top_tokens)[:5], sample=f.sample[:500], data=data)
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -41,6 +41,8 @@ class EvalPoint:
     repetition: float | None = None
     entropy: float | None = None
     report_unique: int | None = None
+    unigram_entropy: float | None = None
+    """The figure this eval was judged against, when counted from training batches (None: the header's)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ class RunFold:
             self.step = max(self.step, e.step)
             self.last_eval = e
             self.evals.append(EvalPoint(e.step, e.val_loss, e.unique_tokens, e.generated_tokens, e.state, e.distinct2,
-                                        e.repetition, e.entropy, e.report_unique))
+                                        e.repetition, e.entropy, e.report_unique, e.unigram_entropy))
             if e.state:
                 self.state = e.state
         elif isinstance(e, WeightsSnapshot):
@@ -221,6 +223,10 @@ class RunFold:
 
     @property
     def unigram_entropy(self) -> float | None:
+        """The latest figure: the last eval's, when counted from training batches as they passed; else the header's."""
+        counted = [e.unigram_entropy for e in self.evals if e.unigram_entropy is not None]
+        if counted:
+            return counted[-1]
         return self.header.unigram_entropy if self.header else None
 
     @property

@@ -127,7 +127,7 @@ def summarize(data: SessionData, fold: RunFold | None = None) -> Summary:
     return Summary(
         path=str(data.path), name=data.name, status=data.status, end_reason=data.end_reason, config=cfg,
         key_config={label: config_at(cfg, path) for label, path in KEY_CONFIG}, started=h.time,
-        total_steps=h.total_steps or 0, ln_vocab=h.ln_vocab, unigram_entropy=h.unigram_entropy, last_step=fold.step,
+        total_steps=h.total_steps or 0, ln_vocab=h.ln_vocab, unigram_entropy=fold.unigram_entropy, last_step=fold.step,
         last_loss=fold.loss if fold.last_step_event is not None else None,
         last_val_loss=last.val_loss if last else None, last_unique=last.unique_tokens if last else None,
         generated=last.generated_tokens if last else None,

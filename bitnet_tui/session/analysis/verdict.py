@@ -63,6 +63,8 @@ def replay(evals: Sequence[EvalPoint], scales: Sequence[tuple[int, float]], *, c
         while i < len(sc) and sc[i][0] <= e.step:
             d.observe_scale(*sc[i])
             i += 1
+        if e.unigram_entropy is not None:  # counted from the training batches: as the live detector judged it
+            d.unigram_entropy = e.unigram_entropy
         d.observe(figures(e))
         states.append((e.step, d.state))
     for s in sc[i:]:

@@ -131,6 +131,11 @@ class EvalDone(Event):
     report_unique: int | None = None
     """The report's metric: unique argmax tokens over ``report_prompts`` prompts of 8 random token ids."""
     report_prompts: int | None = None
+    unigram_entropy: float | None = None
+    """The unigram entropy this eval was judged against, when counted from the training batches as they passed
+    (it replaces the header's figure from this eval on); None: the header's."""
+    unigram_tokens: int | None = None
+    """Training tokens that figure rests on."""
     extra: dict[str, float] = field(default_factory=dict)
 
 

@@ -47,6 +47,7 @@ RULES: dict[str, Rule] = {
     "total_steps": Rule("int", 0, BIG), "params": Rule("int", 0, 1e15), "vocab_size": Rule("int", 1, 1 << 31),
     "stage": Rule("int", 0, 10), "unique_tokens": Rule("int", 0, 1e9), "generated_tokens": Rule("int", 0, 1e9),
     "report_unique": Rule("int", 0, 1e9), "report_prompts": Rule("int", 0, 1e9),
+    "unigram_tokens": Rule("int", 0, 1e15),
     "loss": Rule("float", -1e6, 1e6, nonfinite=True), "val_loss": Rule("float", -1e6, 1e6, nonfinite=True),
     "grad_norm": Rule("float", 0, 1e30, nonfinite=True), "lr": Rule("float", 0, 100),
     "lr_spread": Rule("float", 0, 100),
