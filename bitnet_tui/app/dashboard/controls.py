@@ -153,8 +153,8 @@ class ReplayControls:
         p = self._player()
         if p is None:
             return False
-        if how != "to_end" and math.isinf(p.speed):
-            p.playing = False  # at max speed the next tick would play straight back to the end
+        if how != "to_end" and (math.isinf(p.speed) or p.at_end):
+            p.playing = False  # at max speed, or after playback ended, the next ticks would play straight back
         ok = getattr(p, how)(*args)
         self.source.tick(0.0)
         self.refresh_panels(force=True)
