@@ -167,7 +167,7 @@ class Monitor:
             model=self.model, optimizer=self.optimizer, audit=findings,
             baselines=(self.vocab_size, self.ln_vocab, self.unigram_entropy), total_steps=self.total_steps,
             parent=self.options.parent, world=self.world.describe(self.device), source=self.facts.source,
-            extra=self.header_extra)
+            extra=self.header_extra, detector=self.diagnostics.detector.header())
 
     def close(self, reason: str = "finished", error: str = "", *, final_checkpoint: bool = True) -> RunEnded:
         """End the run: a final checkpoint (when a ``save`` was given), ``run_ended``, every sink closed, and (under

@@ -104,8 +104,9 @@ def build_header(*, step: int, run_name: str, config: dict[str, Any], argv: tupl
                  model: Any, optimizer: Any, audit: list[dict[str, Any]],
                  baselines: tuple[int | None, float | None, float | None], total_steps: int | None,
                  parent: dict[str, Any] | None, world: dict[str, Any], source: str,
-                 extra: dict[str, Any]) -> RunStarted:
-    """The ``run_started`` event of a run (``baselines``: vocabulary, ln(vocab), unigram entropy)."""
+                 extra: dict[str, Any], detector: dict[str, Any]) -> RunStarted:
+    """The ``run_started`` event of a run (``baselines``: vocabulary, ln(vocab), unigram entropy; ``detector``: its
+    thresholds and the state it starts from)."""
     from bitnet_tui.instrument.audit import describe
     from bitnet_tui.instrument.weights import unwrap
 
@@ -117,7 +118,7 @@ def build_header(*, step: int, run_name: str, config: dict[str, Any], argv: tupl
         params=sum(p.numel() for p in unwrap(model).parameters()), vocab_size=vocab,
         ln_vocab=ln_vocab, unigram_entropy=unigram_entropy, total_steps=total_steps, parent=parent,
         optimizer=describe(optimizer, model) if optimizer is not None else {}, audit=tuple(audit),
-        world=world, source=source, **kept)
+        world=world, source=source, detector=detector, **kept)
 
 
 class TensorBoardMirror:

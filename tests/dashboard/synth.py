@@ -9,14 +9,15 @@ pictures of it are the same on every machine. ``parent=`` makes a fork that cont
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
 from bitnet_tui.session.log.events import (
     SCHEMA_VERSION,
-    Alert,
     CheckpointSaved,
     EvalDone,
     Event,
@@ -31,12 +32,11 @@ from bitnet_tui.session.log.events import (
 T0 = 1_790_000_000.0
 VOCAB = 512
 PROJ = ("attn.q", "attn.k", "attn.v", "attn.o", "ffn.gate", "ffn.up", "ffn.down")
-# step -> (unique tokens of 256, detector state)
-EVALS = {0: (120, "not_learning"), 20: (14, "unigram"), 40: (9, "unigram"), 60: (12, "healthy"),
-         80: (18, "healthy"), 100: (16, "healthy"), 120: (9, "collapsing"), 140: (6, "collapsing"),
-         160: (4, "collapsed"), 180: (3, "collapsed"), 200: (2, "collapsed"), 220: (5, "collapsed"),
-         240: (8, "recovering"), 260: (11, "recovering"), 280: (14, "recovering"), 300: (17, "recovered")}
+# step -> unique tokens of 256; the states and alerts are the detector's own
+EVALS = {0: 120, 20: 14, 40: 9, 60: 12, 80: 18, 100: 16, 120: 9, 140: 6, 160: 4, 180: 3, 200: 2, 220: 5, 240: 8,
+         260: 11, 280: 14, 300: 17}
 DETECTOR = {"collapse_share": 0.02, "collapsing_share": 0.04, "recovered_share": 0.06}
+H_UNIGRAM = 4.9
 
 
 def t(step: int, extra: float = 0.0) -> float:
@@ -65,10 +65,31 @@ def layers(step: int, lr: float, blocks: int = 4) -> tuple[LayerWeights, ...]:
     return tuple(out)
 
 
+def val_loss(s: int, shift: float) -> float:
+    ln_v = math.log(VOCAB)
+    return 4.1 + (ln_v - 4.1) * math.exp(-s / 40) + shift
+
+
+def figures(s: int, shift: float) -> EvalFigures:
+    return EvalFigures(step=s, unique=EVALS[s], generated=256, val_loss=val_loss(s, shift), distinct2=0.3,
+                       top_tokens=(("the", 40), (" ", 30)), sample="the the the")
+
+
+def judge_until(step: int) -> CollapseDetector:
+    """The detector of the default run (the parent of :func:`write_three`'s fork) after its evals up to ``step``."""
+    d = CollapseDetector(DetectorConfig(**DETECTOR), math.log(VOCAB), H_UNIGRAM)
+    for s in sorted(EVALS):
+        if s <= step:
+            d.observe(figures(s, 0.0))
+            d.observe_scale(s, sum(lw.scale for lw in layers(s, 3e-3)) / len(layers(s, 3e-3)))
+    return d
+
+
 def events(name: str, *, steps: int = 300, lr: float = 3e-3, parent: dict[str, Any] | None = None,
            cut_at: int | None = 150, metrics: bool = True, loss_shift: float = 0.0) -> list[Event]:
     start = parent["step"] if parent else 0
     ln_v = math.log(VOCAB)
+    judge = judge_until(start) if parent else CollapseDetector(DetectorConfig(**DETECTOR), ln_v, H_UNIGRAM)
     evs: list[Event] = [RunStarted(
         step=start, time=t(start), schema=SCHEMA_VERSION, run_name=name,
         config={"model": {"hidden": 64, "layers": 4, "vocab_size": VOCAB},
@@ -77,9 +98,9 @@ def events(name: str, *, steps: int = 300, lr: float = 3e-3, parent: dict[str, A
                 "note": "[bold]literal[/bold] \x1b[31mred"},
         versions={"bitnet-tui": "test"}, argv=("bitnet-tui", "run", "--lr", str(lr)), device="cpu",
         corpus={"name": "synthetic"}, tokenizer={"kind": "bpe", "vocab_size": VOCAB}, params=123_456,
-        vocab_size=VOCAB, ln_vocab=ln_v, unigram_entropy=4.9, total_steps=steps, parent=parent, source="test")]
+        vocab_size=VOCAB, ln_vocab=ln_v, unigram_entropy=H_UNIGRAM, total_steps=steps, parent=parent, source="test",
+        detector=judge.header())]
     mult = 1.0
-    state = ""
     for s in range(start, steps + 1):
         if s > start:
             loss = 4.0 + (ln_v - 4.0) * math.exp(-s / 40) + 0.08 * math.sin(s / 3) + loss_shift
@@ -97,19 +118,19 @@ def events(name: str, *, steps: int = 300, lr: float = 3e-3, parent: dict[str, A
             evs.append(Intervention(step=s, time=t(s, 0.02), action="checkpoint", old=None, new=None,
                                     source="dashboard"))
         if s % 20 == 0 and s in EVALS and (s > start or not parent):
-            unique, new_state = EVALS[s]
-            if new_state != state:
-                evs.append(Alert(step=s, time=t(s, 0.03), level="warning" if "collaps" in new_state else "info",
-                                 code="detector", message=f"{unique} unique tokens in greedy output",
-                                 state_from=state, state_to=new_state))
-                state = new_state
-            evs.append(EvalDone(step=s, time=t(s, 0.04), unique_tokens=unique, generated_tokens=256,
-                                val_loss=4.1 + (ln_v - 4.1) * math.exp(-s / 40) + loss_shift, distinct2=0.3,
-                                top_share=0.2, top_tokens=(("the", 40), (" ", 30)), samples=("the the the",),
-                                prompts=("Once",), state=new_state, extra={"eval_acc": 0.2 + s / 1000}))
+            f = figures(s, loss_shift)
+            alerts = judge.observe(f)
+            evs.append(EvalDone(step=s, time=t(s, 0.04), unique_tokens=f.unique, generated_tokens=256,
+                                val_loss=f.val_loss, distinct2=0.3, top_share=0.2, top_tokens=f.top_tokens,
+                                samples=("the the the",), prompts=("Once",), state=judge.state,
+                                extra={"eval_acc": 0.2 + s / 1000}))
+            evs += [dataclasses.replace(a, time=t(s, 0.03 + 0.001 * i)) for i, a in enumerate(alerts)]
         if s % 20 == 0 and (s > start or not parent):
-            evs.append(WeightsSnapshot(step=s, time=t(s, 0.05), layers=layers(s, lr * mult),
+            snap = layers(s, lr * mult)
+            evs.append(WeightsSnapshot(step=s, time=t(s, 0.05), layers=snap,
                                        norm_gain=1.0 - s / 1000, embed_norm=0.9 + s / 2000))
+            evs += [dataclasses.replace(a, time=t(s, 0.055)) for a in
+                    judge.observe_scale(s, sum(lw.scale for lw in snap) / len(snap))]
         if s in (160, 200) and not parent:
             evs.append(CheckpointSaved(step=s, time=t(s, 0.06), path=f"/runs/{name}.ckpt/step{s:08d}.pt",
                                        pinned=s == 160))

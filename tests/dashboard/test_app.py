@@ -58,11 +58,11 @@ def test_player_seeks_and_walks_alerts():
     p = Player(fixture_events())
     p.seek_step(250)
     assert p.feed.step == 250 and p.feed.state == "collapsed"
-    p.seek_step(100)  # backwards rebuilds
-    assert p.feed.step == 100 and p.feed.state == "healthy"
+    p.seek_step(150)  # backwards rebuilds
+    assert p.feed.step == 150 and p.feed.state == "healthy"
     p.to_start()
     assert p.feed.step == 0
-    assert p.next_mark() and p.feed.timeline[-1].text.startswith("not_learning → unigram")
+    assert p.next_mark() and p.feed.timeline[-1].text.startswith("not_learning → partial")
     assert p.next_mark() and p.feed.timeline[-1].step == 100
     assert p.prev_mark() and p.feed.timeline[-1].step == 50
     p.seek_step(260)
@@ -122,7 +122,7 @@ async def test_replay_end_shows_alert_and_intervention():
         assert any(k == "intervention" and t.startswith("set_lr") for k, t in kinds)
         assert feed.lr_changes == [(320, "set_lr")]
         table = app.query_one(Timeline)
-        assert table.row_count == len(feed.timeline) == 9
+        assert table.row_count == len(feed.timeline) == 10
         head = header_text(app)
         assert "run ended: finished" in head and "REPLAY" in head and "end of log" in head
         assert "ETA" not in head
@@ -153,7 +153,7 @@ async def test_replay_seek_speed_and_alert_keys():
         assert app.feed.step == 0
         await pilot.press("n")
         assert app.feed.timeline[-1].step == 50
-        await pilot.press("n", "n")
+        await pilot.press("n", "n", "n")
         assert app.feed.timeline[-1].step == 200
         await pilot.press("n", "n")
         assert app.feed.timeline[-1].kind == "intervention" and app.feed.timeline[-1].step == 320

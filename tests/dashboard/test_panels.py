@@ -156,7 +156,7 @@ async def test_timeline_shows_new_lr_values_and_no_dashes_at_80x24(logs):
         app.show_panel("timeline")
         await pilot.pause()
         timeline = app.query_one(Timeline)
-        assert timeline.row_count == len(app.feed.timeline) == 12
+        assert timeline.row_count == len(app.feed.timeline) == 13
         text = shown(timeline._body)
         assert re.search(r"150 ⚙ set_lr +4\.91e-4 \(was 1\.677e-3\)", text)  # the new LR first, one number format
         assert re.search(r"150 ⚙ checkpoint +by dashboard", text)

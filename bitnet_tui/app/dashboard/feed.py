@@ -12,9 +12,7 @@ from collections import deque
 from typing import Any
 
 from bitnet_tui.app.dashboard.series import CAPACITY, HISTORY, LayerHistory, Series, ema, short_layer_name
-from bitnet_tui.session.analysis.detector import DetectorConfig
 from bitnet_tui.session.analysis.fold import RunFold
-from bitnet_tui.session.analysis.summary import detector_config
 from bitnet_tui.session.control.commands import LR_ACTIONS
 from bitnet_tui.session.log.events import EvalDone, Event, Intervention, RunStarted, StepDone, WeightsSnapshot
 from bitnet_tui.session.text import printable
@@ -47,7 +45,6 @@ class Feed(RunFold):
         """(step, logged time minus the time spent paused) of recent steps: the rate behind the ETA."""
         self._paused_at: float | None = None
         self._paused_total = 0.0
-        self.detector: DetectorConfig = DetectorConfig()
         self.history: Feed | None | bool = None
         """The parent run up to the fork (drawn dimmed); False once looked for and absent."""
 
@@ -83,7 +80,6 @@ class Feed(RunFold):
         elif isinstance(e, WeightsSnapshot):
             self._weights(e)
         elif isinstance(e, RunStarted):
-            self.detector = detector_config(e.config if isinstance(e.config, dict) else {})
             self._touch(*PANELS)
         else:
             if len(self.timeline) > shown:
@@ -158,7 +154,7 @@ class Feed(RunFold):
         e = self.last_eval
         if e is None:
             return {}
-        c = self.detector
+        c = self.thresholds
         return {"unique": e.unique_tokens, "generated": e.generated_tokens,
                 "share": e.unique_tokens / e.generated_tokens if e.generated_tokens else 0.0,
                 "repetition": e.repetition, "collapse": c.collapse_share, "collapsing": c.collapsing_share,

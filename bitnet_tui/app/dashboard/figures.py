@@ -80,7 +80,7 @@ def draw_unique(feed: Feed, ax: Axes, view: View) -> str | None:
     evals = feed.evals
     if not evals:
         return "unique tokens: no eval yet"
-    c = feed.detector
+    c = feed.thresholds
     n = evals[-1].generated_tokens or 256
     par = parent_of(feed)
     if par is not None:

@@ -15,7 +15,8 @@ from bitnet_tui.session.log.paths import short_name
 from bitnet_tui.session.text import fmt_duration, fmt_num, printable
 
 STATE_LABELS = {
-    "": "no eval yet", "not_learning": "not learning yet", "unigram": "unigram phase", "healthy": "healthy",
+    "": "no eval yet", "not_learning": "not learning yet", "partial": "partly learned", "unigram": "unigram phase",
+    "repetitive": "learned, repetitive", "healthy": "healthy",
     "collapsing": "collapsing", "collapsed": "collapsed", "recovering": "recovering", "recovered": "recovered",
     "unlearning": "unlearning",
 }
@@ -29,10 +30,18 @@ STATE_STYLES = {
     "recovering": "bold cyan",
     "not_learning": "dim",
     "unigram": "dim",
+    "partial": "dim",
+    "repetitive": "cyan",
     "": "dim",
 }
 
 LEVEL_STYLES = {"error": "bold red", "warning": "bold yellow", "info": "bold"}
+LEVEL_GLYPHS = {"error": "✖", "warning": "⚠", "info": "•"}
+"""An alert's mark is its own severity's: good news (info) never wears the warning sign."""
+
+
+def glyph(level: str) -> str:
+    return LEVEL_GLYPHS.get(level, "•")
 
 Segment = tuple[Text, int]
 """A piece of a header line and its priority (higher stays longer)."""
@@ -112,7 +121,7 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
     if a is None and i is None:
         three.append((Text("no alerts or interventions yet", style="dim"), 1))
     if a is not None:
-        t = Text("⚠ ", style=LEVEL_STYLES.get(a.level, "bold"))
+        t = Text(f"{glyph(a.level)} ", style=LEVEL_STYLES.get(a.level, "bold"))
         t.append(f"@{a.step} ", style="dim")
         t.append(a.short or a.text, style=LEVEL_STYLES.get(a.level, ""))
         three.append((t, 9))

@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from bitnet_tui.app.dashboard.feed import Feed
-from bitnet_tui.app.dashboard.header import LEVEL_STYLES, render_header
+from bitnet_tui.app.dashboard.header import LEVEL_STYLES, glyph, render_header
 from bitnet_tui.session.log.events import Alert, CheckpointSaved, Event, Intervention, RunEnded
 from bitnet_tui.session.text import fmt_value, printable, safe_text
 
@@ -67,7 +67,8 @@ def timeline_row(item: Any, ev: Event | None) -> tuple[str, Text, Text]:
         detail.append(f"{'  ' if detail.plain else ''}by {printable(ev.source, 60)}", style="dim")
         return step, Text(f"⚙ {action}"), detail
     if isinstance(ev, Alert):
-        return step, Text(f"⚠ {printable(ev.level, 20)}", style=LEVEL_STYLES.get(item.level, "")), Text(item.text)
+        return step, Text(f"{glyph(item.level)} {printable(ev.level, 20)}", style=LEVEL_STYLES.get(item.level, "")), \
+            Text(item.text)
     if isinstance(ev, CheckpointSaved):
         name = printable(PurePath(str(ev.path)).name, 120)
         return step, Text("checkpoint"), Text(f"{name}{' (kept)' if ev.pinned else ''}")

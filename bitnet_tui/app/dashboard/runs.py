@@ -129,7 +129,7 @@ def overlay(runs: Sequence[Run], kind: str, view: View) -> Axes:
     if kind == "unique" and runs and not view.log_y:
         # The axis follows what the runs did after they started learning (init values are near-all unique).
         recent = [float(e.unique_tokens) for r in runs for e in r.feed.evals[r.feed.learning_from():]]
-        c, n = runs[0].feed.detector, runs[0].feed.evals[-1].generated_tokens if runs[0].feed.evals else 256
+        c, n = runs[0].feed.thresholds, runs[0].feed.evals[-1].generated_tokens if runs[0].feed.evals else 256
         if recent:
             ax.ylim = (0.0, max(max(recent), c.recovered_share * n) * 1.15)
         ax.hline(c.collapse_share * n, "gray", "")

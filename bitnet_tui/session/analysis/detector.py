@@ -4,10 +4,14 @@ Low diversity means different things depending on where the held-out loss sits (
 
 - ``not_learning``: the loss has never left the neighbourhood of ln(vocab) (a model that predicts
   uniformly). Normal at step 0, a problem when it lasts.
-- ``unigram``: the loss sits near the corpus' unigram entropy (a model that predicts token frequencies
-  only): the phase every model passes through. Greedy output is the most frequent tokens repeated. It is
-  also the name for the few evals after the loss has dropped below the unigram entropy while diversity
-  catches up; if diversity never comes, the run is degenerate decoding after all.
+- ``partial``: the loss has left ln(vocab) but sits above the unigram band: the model has learned part of
+  the token frequencies (a run passes through it early; one that stays there learns slowly).
+- ``unigram``: the loss sits within the unigram band around the corpus' unigram entropy (a model that
+  predicts token frequencies only): the phase every model passes through. Greedy output is the most
+  frequent tokens repeated.
+- ``repetitive``: the loss has dropped clearly below the unigram entropy (the model learned) while greedy
+  output is not yet varied; normal for a few evals; if diversity never comes, the run is degenerate
+  decoding after all (``collapsed`` after ``stuck_evals``).
 - ``healthy -> collapsing -> collapsed -> recovering -> recovered``: once the model has learned (loss
   clearly below the unigram entropy) and been diverse, losing diversity is degenerate decoding proper.
 - ``unlearning``: the loss went clearly down and has climbed back toward ln(vocab): a model that learned
@@ -29,95 +33,19 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bitnet_tui.session.knobs import check_knobs, knob
+from bitnet_tui.session.analysis import words
+from bitnet_tui.session.analysis.thresholds import (
+    DECAY_REARM,
+    GAP_SHARE_WITHOUT_UNIGRAM,
+    LEVEL,
+    STATES,
+    STUCK_STATES,
+    UNLEARN_EXIT,
+    DetectorConfig,
+    EvalFigures,
+)
+from bitnet_tui.session.analysis.words import finite
 from bitnet_tui.session.log.events import Alert
-
-
-@dataclass(kw_only=True, frozen=True)
-class DetectorConfig:
-    """The detector's thresholds: the one place they are defined (``--detector-*`` flags, logs, dashboard)."""
-
-    window: int = knob(3, "Evals whose median held-out loss sets where the loss sits.", kind=int, lo=1, hi=100)
-    uniform_band: float = knob(0.25, "Loss within this share of the gap ln(vocab) - unigram entropy below "
-                               "ln(vocab) counts as near uniform.", kind=float, lo=0.0, hi=1.0)
-    learned_margin: float = knob(0.05, "Loss below (1 - this) x unigram entropy counts as learned.",
-                                 kind=float, lo=0.0, hi=0.5)
-    collapse_share: float = knob(0.02, "Unique generated tokens at or below this share: collapsed.",
-                                 kind=float, lo=0.0, hi=1.0)
-    collapsing_share: float = knob(0.04, "Unique share at or below this: collapsing.", kind=float, lo=0.0, hi=1.0)
-    recovered_share: float = knob(0.06, "Unique share at or above this leaves a low-diversity state.",
-                                  kind=float, lo=0.0, hi=1.0)
-    repetition_collapsed: float = knob(0.9, "Mean per-prompt repetition at or above this: collapsed, whatever "
-                                       "the unique count.", kind=float, lo=0.0, hi=1.0)
-    stuck_evals: int = knob(10, "Warn once when not_learning or the unigram phase has lasted this many evals.",
-                            kind=int, lo=1, hi=100_000)
-    unlearn_rise: float = knob(0.5, "Unlearning: the loss has climbed back this share of the way from its lowest "
-                               "point to ln(vocab).", kind=float, lo=0.05, hi=1.0)
-    decay_factor: float = knob(4.0, "Alert when the mean ternary scale falls this many times below its peak "
-                               "while the loss is not improving.", kind=float, lo=1.0, hi=1e6)
-
-    def __post_init__(self) -> None:
-        check_knobs(self)
-        if not self.collapse_share <= self.collapsing_share < self.recovered_share:
-            from bitnet_tui.session.errors import ConfigError
-
-            raise ConfigError("thresholds must satisfy collapse_share <= collapsing_share < recovered_share")
-
-    @classmethod
-    def from_dict(cls, d: Any, *, strict: bool = False) -> DetectorConfig:
-        """From a header's config; unknown keys are ignored. Not ``strict`` (a log being shown): defaults for
-        what is missing or invalid (old logs have none). ``strict`` (a run being built): ConfigError."""
-        if not isinstance(d, dict):
-            return cls()
-        names = set(cls.__dataclass_fields__)
-        try:
-            return cls(**{k: v for k, v in d.items() if k in names})
-        except (ValueError, TypeError):
-            if strict:
-                raise
-            return cls()
-
-
-STATES = ("not_learning", "unigram", "healthy", "collapsing", "collapsed", "recovering", "recovered", "unlearning")
-LEVEL = {
-    "not_learning": "warning", "unigram": "info", "healthy": "info", "collapsing": "warning",
-    "collapsed": "error", "recovering": "info", "recovered": "info", "unlearning": "error",
-}
-SAYS = {
-    "not_learning": "held-out loss is still near ln(vocab): the model has not started learning",
-    "unigram": "unigram phase: greedy output is the most frequent tokens (normal early on)",
-    "healthy": "the model has learned and greedy output is diverse",
-    "collapsing": "greedy output is losing diversity",
-    "collapsed": "degenerate decoding: greedy output uses only a handful of tokens",
-    "recovering": "diversity is coming back after a collapse",
-    "recovered": "diversity has recovered after a collapse",
-    "unlearning": "the held-out loss went down and has climbed back toward ln(vocab): the model is unlearning",
-}
-NO_LOSS_HEALTHY = "greedy output is diverse (whether the model learned is not measured: no held-out loss)"
-LOW = ("collapsing", "collapsed", "recovering")
-
-
-@dataclass(frozen=True)
-class EvalFigures:
-    """What the detector reads of one eval (None where a run does not measure it)."""
-
-    step: int
-    unique: int
-    generated: int
-    val_loss: float | None = None
-    entropy: float | None = None
-    distinct2: float | None = None
-    repetition: float | None = None
-    top_tokens: tuple[tuple[str, int], ...] = ()
-    sample: str = ""
-
-    @property
-    def share(self) -> float:
-        return self.unique / self.generated if self.generated else 0.0
-
-
-def _finite(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) else None
 
 
 @dataclass
@@ -151,60 +79,77 @@ class CollapseDetector:
     losses: list[float] = field(default_factory=list)
 
     # -- where the loss sits ---------------------------------------------------------------
-    def _loss_now(self) -> float | None:
+    def loss_now(self) -> float | None:
         recent = self.losses[-self.cfg.window:]
         return statistics.median(recent) if recent else None
 
-    def _uniform_floor(self) -> float | None:
-        """Losses at or above this are near uniform."""
+    def _gap(self) -> float | None:
+        """ln(vocab) - unigram entropy: the span every band is a share of."""
         if self.ln_vocab is None:
             return None
         h = self.unigram_entropy
-        if h is not None and h < self.ln_vocab:
-            return self.ln_vocab - self.cfg.uniform_band * (self.ln_vocab - h)
-        return self.ln_vocab * (1 - self.cfg.uniform_band / 2.5)
+        return self.ln_vocab - h if h is not None and h < self.ln_vocab else self.ln_vocab * GAP_SHARE_WITHOUT_UNIGRAM
 
-    def _learned_ceiling(self) -> float | None:
+    def uniform_floor(self) -> float | None:
+        """Losses at or above this are near uniform."""
+        gap = self._gap()
+        return None if gap is None or self.ln_vocab is None else self.ln_vocab - self.cfg.uniform_band * gap
+
+    def unigram_top(self) -> float | None:
+        """Losses below this (and not below the learned ceiling) are the unigram phase."""
+        gap, h = self._gap(), self.unigram_entropy
+        return None if gap is None or h is None or self.ln_vocab is None or h >= self.ln_vocab \
+            else h + self.cfg.unigram_band * gap
+
+    def learned_ceiling(self) -> float | None:
         h = self.unigram_entropy
         return None if h is None else h * (1 - self.cfg.learned_margin)
 
-    def _unlearning(self, loss: float) -> bool:
+    def unlearning(self, loss: float) -> bool:
         if self.ln_vocab is None or self.min_level is None:
             return False
-        floor = self._uniform_floor()
+        floor = self.uniform_floor()
         if floor is None or self.min_level >= floor:
             return False  # it never went clearly down
         rise = (loss - self.min_level) / max(1e-9, self.ln_vocab - self.min_level)
-        threshold = self.cfg.unlearn_rise if self.state != "unlearning" else self.cfg.unlearn_rise / 2
+        threshold = self.cfg.unlearn_rise * (UNLEARN_EXIT if self.state == "unlearning" else 1.0)
         return rise >= threshold
 
     # -- judging ---------------------------------------------------------------------------
+    def _low(self, f: EvalFigures) -> tuple[bool, bool]:
+        """(low diversity with hysteresis, collapsed): every figure of the samples must agree to read as varied."""
+        c = self.cfg
+        share, rep, d2 = f.share, f.repetition, f.distinct2
+        repetitive = rep is not None and rep >= c.repetition_collapsed
+        flat = d2 is not None and d2 < c.diverse_distinct2
+        if self.low:
+            low = share < c.recovered_share or repetitive or flat
+        else:
+            low = share <= c.collapsing_share or repetitive or flat
+        return low, share <= c.collapse_share or repetitive
+
     def _judge(self, f: EvalFigures) -> str:
         c = self.cfg
-        share, rep = f.share, f.repetition
-        repetitive = rep is not None and rep >= c.repetition_collapsed
-        if self.low:
-            self.low = share < c.recovered_share or repetitive
-        else:
-            self.low = share <= c.collapsing_share or repetitive
-        collapsed = share <= c.collapse_share or repetitive
-        loss = self._loss_now()
+        self.low, collapsed = self._low(f)
+        loss = self.loss_now()
         if loss is not None:
-            if self._unlearning(loss):
+            if self.unlearning(loss):
                 return "unlearning"
-            floor, ceiling = self._uniform_floor(), self._learned_ceiling()
+            floor, top, ceiling = self.uniform_floor(), self.unigram_top(), self.learned_ceiling()
             if self.learned_at is None:
                 if floor is not None and (self.min_level is None or self.min_level >= floor):
                     return "not_learning"
                 if ceiling is not None and loss < ceiling:
                     self.learned_at = f.step
+                elif top is not None and loss >= top:
+                    return "partial"
                 elif ceiling is not None or self.low:
                     return "unigram"
         if not self.diverse:
             if self.low:
                 if self.learned_at is not None and self.evals_since_learned >= c.stuck_evals:
                     return "collapsed"  # learned, and greedy output never became diverse
-                return "unigram"
+                return "repetitive" if self.learned_at is not None or loss is None else "unigram"
             self.diverse = True
             return "healthy"
         if collapsed:
@@ -218,11 +163,11 @@ class CollapseDetector:
 
     def observe(self, f: EvalFigures) -> list[Alert]:
         """Judge one eval; returns the alerts it raised (a state change, a stuck warning)."""
-        loss = _finite(f.val_loss)
+        loss = finite(f.val_loss)
         if loss is not None:
             self.losses.append(loss)
             del self.losses[:-max(self.cfg.window, 1)]
-            now = self._loss_now()
+            now = self.loss_now()
             if now is not None and (self.min_level is None or now < self.min_level):
                 self.min_level = now
             if self.min_loss is None or loss < self.min_loss:
@@ -233,22 +178,18 @@ class CollapseDetector:
         out: list[Alert] = []
         if new == self.state:
             self.evals_in_state += 1
-            if new in ("unigram", "not_learning") and self.evals_in_state >= self.cfg.stuck_evals \
-                    and not self.stuck_warned:
+            if new in STUCK_STATES and self.evals_in_state >= self.cfg.stuck_evals and not self.stuck_warned:
                 self.stuck_warned = True
-                what = "the model has not started learning" if new == "not_learning" else \
-                    "the model is not getting past token frequencies"
                 out.append(self._alert(f, new, new, "warning",
-                                       f"still {new.replace('_', ' ')} after {self.evals_in_state} evals (since step "
-                                       f"{self.since_step}): {what}; {self.evidence(f)}"))
+                                       f"still {STUCK_STATES[new]} after {self.evals_in_state} evals (since step "
+                                       f"{self.since_step}): {self.says(new, f)}; {self.evidence(f)}"))
             return out
         old, lasted = self.state, f.step - self.since_step
         self.state, self.since_step, self.evals_in_state = new, f.step, 1
         level = LEVEL[new]
         if new == "not_learning" and not old:
             level = "info"  # a random model at its first eval: not a warning
-        says = SAYS[new] if new != "healthy" or self._loss_now() is not None else NO_LOSS_HEALTHY
-        msg = f"{old or 'start'} -> {new} at step {f.step}: {says}; {self.evidence(f)}"
+        msg = f"{self.says(new, f)}; {self.evidence(f)}"
         if old:
             msg += f"; {old} lasted {lasted} steps"
         out.append(self._alert(f, old, new, level, msg))
@@ -263,10 +204,10 @@ class CollapseDetector:
             self.peak_scale, self.peak_scale_step = scale, step
         fall = self.peak_scale / scale
         if fall < self.cfg.decay_factor:
-            if fall < self.cfg.decay_factor / 2:
+            if fall < self.cfg.decay_factor * DECAY_REARM:
                 self.decay_warned = False
             return []
-        loss = self._loss_now()
+        loss = self.loss_now()
         improving = loss is not None and self.min_level is not None and loss <= self.min_level + 1e-9
         if self.decay_warned or improving:
             return []
@@ -281,46 +222,15 @@ class CollapseDetector:
                       val_loss=loss, data={"scale": scale, "peak_scale": self.peak_scale,
                                            "peak_step": self.peak_scale_step, "fall": fall})]
 
-    # -- evidence --------------------------------------------------------------------------
+    # -- words (analysis/words.py) -----------------------------------------------------------
+    def says(self, state: str, f: EvalFigures) -> str:
+        return words.says(self, state, f)
+
     def thresholds(self, generated: int) -> str:
-        c = self.cfg
-        n = max(generated, 1)
-        return (f"thresholds: collapsed <= {c.collapse_share:.0%} ({c.collapse_share * n:.0f}/{n}), collapsing <= "
-                f"{c.collapsing_share:.0%}, recovered >= {c.recovered_share:.0%}, repetition >= "
-                f"{c.repetition_collapsed:.0%}")
+        return words.thresholds(self, generated)
 
     def evidence(self, f: EvalFigures) -> str:
-        parts = [f"{f.unique}/{f.generated} unique tokens ({f.share:.1%})"]
-        if f.distinct2 is not None:
-            parts.append(f"distinct-2 {f.distinct2:.2f}")
-        if f.repetition is not None:
-            parts.append(f"per-prompt repetition {f.repetition:.0%}")
-        loss = self._loss_now()
-        if loss is None:
-            parts.append("no held-out loss (judged on the samples alone)")
-        else:
-            parts.append(self._loss_words(f, loss))
-            if self.ln_vocab is not None:
-                base = f"ln V {self.ln_vocab:.2f}"
-                if self.unigram_entropy is not None:
-                    base += f", unigram {self.unigram_entropy:.2f}"
-                parts.append(base)
-            if self.min_loss is not None and (self.state == "unlearning" or self._unlearning(loss)):
-                parts.append(f"lowest {self.min_loss:.3f} at step {self.min_step}")
-        if f.entropy is not None and math.isfinite(f.entropy):
-            parts.append(f"predictive entropy {f.entropy:.2f}")
-        if self.peak_scale and self.last_scale and self.peak_scale / self.last_scale >= 1.5:
-            parts.append(f"ternary scale {self.last_scale:.3g} (peak {self.peak_scale:.3g})")
-        return ", ".join(parts)
-
-    def _loss_words(self, f: EvalFigures, median: float) -> str:
-        """This eval's own held-out loss under its own label; the window's median, what states are judged by,
-        labelled as such beside it."""
-        own, n = _finite(f.val_loss), len(self.losses[-self.cfg.window:])
-        med = f"median of the last {n} evals {median:.3f}"
-        if own is None:
-            return f"no held-out loss at this eval ({med})"
-        return f"held-out loss {own:.3f}" + (f" ({med})" if n > 1 else "")
+        return words.evidence(self, f)
 
     def _alert(self, f: EvalFigures, old: str, new: str, level: str, msg: str) -> Alert:
         data: dict[str, Any] = {"share": f.share, "thresholds": self.thresholds(f.generated)}
@@ -330,19 +240,54 @@ class CollapseDetector:
                 data[k] = v
         if self.min_loss is not None:
             data["min_loss"], data["min_step"] = self.min_loss, self.min_step
-        if self._loss_now() is not None:
-            data["loss_median"] = self._loss_now()
+        if self.loss_now() is not None:
+            data["loss_median"] = self.loss_now()
         if self.peak_scale is not None and self.last_scale is not None:
             data["scale"], data["peak_scale"] = self.last_scale, self.peak_scale
         return Alert(step=f.step, time=time.time(), level=level, code="detector", message=msg,
-                     state_from=old, state_to=new, unique_tokens=f.unique, val_loss=_finite(f.val_loss),
+                     state_from=old, state_to=new, unique_tokens=f.unique, val_loss=finite(f.val_loss),
                      top_tokens=tuple(f.top_tokens)[:5], sample=f.sample[:500], data=data)
 
-    # -- checkpoints -----------------------------------------------------------------------
+    # -- checkpoints and headers -----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "cfg"}
 
-    def load_state_dict(self, d: dict[str, Any]) -> None:
+    def load_state_dict(self, d: Any) -> bool:
+        """Restore a state (a checkpoint's, or a log header's: untrusted); False, and nothing changed, unless
+        every field has its own type (a float finite, ``state`` a known one)."""
+        if not isinstance(d, dict):
+            return False
+        kept: dict[str, Any] = {}
         for k, v in d.items():
-            if k in self.__dataclass_fields__ and k != "cfg":
-                setattr(self, k, list(v) if k == "losses" else v)
+            f = self.__dataclass_fields__.get(k)
+            if f is None or k == "cfg":
+                continue
+            if not _fits(str(f.type), v) or (k == "state" and v not in STATES and v != ""):
+                return False
+            kept[k] = [float(x) for x in v] if k == "losses" else v
+        for k, v in kept.items():
+            setattr(self, k, v)
+        return True
+
+    def header(self) -> dict[str, Any]:
+        """What a log's header records of the detector: its thresholds and the state it starts from."""
+        return {"config": asdict(self.cfg), "state": self.state_dict()}
+
+
+def _fits(annotation: str, v: Any) -> bool:
+    """Whether ``v`` is of the field's annotated type (``int | None``, ``float``, ``list[float]``...)."""
+    if v is None:
+        return "None" in annotation
+    base = annotation.split("|")[0].strip()
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if base == "int":
+        return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1 << 53
+    if base == "float":
+        return number and math.isfinite(v)
+    if base == "bool":
+        return isinstance(v, bool)
+    if base == "str":
+        return isinstance(v, str) and len(v) <= 40
+    if base == "list[float]":
+        return isinstance(v, list) and len(v) <= 10_000 and all(_fits("float", x) for x in v)
+    return False

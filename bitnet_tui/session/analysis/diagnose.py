@@ -15,7 +15,7 @@ from typing import Any
 
 from bitnet_tui.session.analysis import verdict as V
 from bitnet_tui.session.analysis.fold import RunFold
-from bitnet_tui.session.analysis.summary import Summary, detector_config
+from bitnet_tui.session.analysis.summary import Summary
 from bitnet_tui.session.log.events import FAILED_ENDS, jsonable
 from bitnet_tui.session.text import fmt_num, fmt_value, printable
 
@@ -94,7 +94,7 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
     d.causes = sorted(_causes(s, fold), key=lambda c: -c.score)
     fall = _scale_fall(s, fold)
     d.trouble = s.verdict in TROUBLE or any(state == "unlearning" for state, _, _ in ep)
-    k = detector_config(s.config).decay_factor  # the run's own threshold, as its detector judged
+    k = fold.thresholds.decay_factor  # the run's own threshold, as its detector judged
     d.trouble = d.trouble or fall >= k  # a measured fall past the threshold is trouble whatever the loss says
     if d.trouble and s.verdict != V.UNLEARNED and fall >= k and any(i.code == "decay" for i in fold.timeline):
         d.decayed = fall
@@ -188,7 +188,7 @@ def _causes(s: Summary, fold: RunFold) -> list[Cause]:
     out: list[Cause] = []
     audit = {a.get("code"): a for a in s.audit}
     fall = _scale_fall(s, fold)
-    k = detector_config(s.config).decay_factor
+    k = fold.thresholds.decay_factor
     unlearned = s.verdict == V.UNLEARNED or any(state == "unlearning" for state, _, _ in episodes(fold))
     decayed = [i for i in fold.timeline if i.code == "decay"]
     bad_end = s.verdict in TROUBLE or unlearned or bool(decayed) or fall >= k

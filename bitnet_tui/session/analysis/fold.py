@@ -1,18 +1,23 @@
 """The one fold of an event stream: what a run has done so far, as every reader needs it.
 
-The dashboard's feed (which adds plot series), ``summary`` and ``diagnose``, and the headless status line
-all apply events to a :class:`RunFold`; so "the last loss", "the detector state", "the timeline" and
-"the evals the verdict reads" mean the same thing on every screen. Text taken from events is made
-printable here, once.
+The dashboard's feed (which adds plot series), ``summary`` and ``diagnose``, ``sessions``, ``export`` and the
+headless status line all apply events to a :class:`RunFold`; so "the last loss", "the detector state", "the
+timeline" and "the evals the verdict reads" mean the same thing on every screen. The state is the fold's own:
+it runs the detector over the log's evals and weight snapshots in log order, with the thresholds and the
+starting state the header recorded (a fork or a resume starts from its parent's), exactly as the live
+detector did; so a live header, a ``summary`` of the log cut at that point and an export agree by
+construction. What the run logged at the time stays beside it (:attr:`EvalPoint.logged_state`). Text taken
+from events is made printable here, once.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
+from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
 from bitnet_tui.session.log.events import (
     FAILED_ENDS,
     Alert,
@@ -43,6 +48,15 @@ class EvalPoint:
     report_unique: int | None = None
     unigram_entropy: float | None = None
     """The figure this eval was judged against, when counted from training batches (None: the header's)."""
+    logged_state: str = ""
+    """The state the run logged with this eval (``state`` is the fold's judgment, which equals it for a log
+    written by a Monitor)."""
+
+    def figures(self) -> EvalFigures:
+        """What the detector reads of this eval."""
+        return EvalFigures(step=self.step, unique=self.unique_tokens, generated=self.generated_tokens,
+                           val_loss=self.val_loss, entropy=self.entropy, distinct2=self.distinct2,
+                           repetition=self.repetition)
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,9 @@ class RunFold:
     scales: list[tuple[int, float]] = field(default_factory=list)
     """(step, mean ternary scale) of every weight snapshot."""
     transitions: list[tuple[int, str]] = field(default_factory=list)
-    """(step, state) of every detector state change."""
+    """(step, state) of every change of the fold's detector state."""
+    judge: CollapseDetector | None = None
+    """The fold's detector (built at the header)."""
     timeline: list[TimelineItem] = field(default_factory=list)
     last_alert: TimelineItem | None = None
     last_intervention: TimelineItem | None = None
@@ -151,10 +167,8 @@ class RunFold:
         elif isinstance(e, EvalDone):
             self.step = max(self.step, e.step)
             self.last_eval = e
-            self.evals.append(EvalPoint(e.step, e.val_loss, e.unique_tokens, e.generated_tokens, e.state, e.distinct2,
-                                        e.repetition, e.entropy, e.report_unique, e.unigram_entropy))
-            if e.state:
-                self.state = e.state
+            self._judge(EvalPoint(e.step, e.val_loss, e.unique_tokens, e.generated_tokens, "", e.distinct2,
+                                  e.repetition, e.entropy, e.report_unique, e.unigram_entropy, printable(e.state, 40)))
         elif isinstance(e, WeightsSnapshot):
             self.last_weights = e
             if self.first_weights is None:
@@ -162,10 +176,12 @@ class RunFold:
             scales = [lw.scale for lw in e.layers if math.isfinite(lw.scale)]
             if scales:
                 self.scales.append((e.step, sum(scales) / len(scales)))
+                self.detector().observe_scale(e.step, sum(scales) / len(scales))
         elif isinstance(e, RunStarted):
             self.header = e
             self.total_steps = e.total_steps or 0
             self.step = max(self.step, e.step)
+            self.judge = start_detector(e)
         else:
             self._timeline(e)
 
@@ -177,9 +193,6 @@ class RunFold:
         if isinstance(e, Alert):
             self.alerts += 1
             self.last_alert = item
-            if e.state_to and e.code == "detector":
-                self.state = printable(e.state_to, 40)
-                self.transitions.append((e.step, self.state))
         elif isinstance(e, Intervention):
             self.last_intervention = item
             if e.action == "pause":
@@ -192,10 +205,32 @@ class RunFold:
             self.ended = e
             self.paused = False
 
+    def detector(self) -> CollapseDetector:
+        """The fold's detector: what it has judged of the run so far."""
+        if self.judge is None:  # events without a header: default thresholds, no baselines
+            self.judge = CollapseDetector(DetectorConfig(), None, None)
+        return self.judge
+
+    def _judge(self, p: EvalPoint) -> None:
+        d = self.detector()
+        if p.unigram_entropy is not None:  # counted from the training batches: as the live detector judged it
+            d.unigram_entropy = p.unigram_entropy
+        before = d.state
+        d.observe(p.figures())
+        self.evals.append(replace(p, state=d.state))
+        self.state = d.state
+        if d.state != before:
+            self.transitions.append((p.step, d.state))
+
     # -- reading ------------------------------------------------------------------------------
     @property
     def run_name(self) -> str:
         return printable(self.header.run_name, 200) if self.header else "(no run_started yet)"
+
+    @property
+    def thresholds(self) -> DetectorConfig:
+        """The detector thresholds this run is judged by (its header's)."""
+        return self.detector().cfg
 
     @property
     def config(self) -> dict[str, Any]:
@@ -236,3 +271,21 @@ class RunFold:
             return None
         e = min(self.evals, key=lambda p: (p.unique_tokens, p.step))
         return e.unique_tokens, e.step
+
+
+def detector_config(config: Any) -> DetectorConfig:
+    """The detector thresholds an old log's header config records (``diag.detector``, as our trainer writes it);
+    defaults where it has none or bad ones."""
+    diag = config.get("diag") if isinstance(config, dict) else None
+    return DetectorConfig.from_dict(diag.get("detector") if isinstance(diag, dict) else None)
+
+
+def start_detector(h: RunStarted) -> CollapseDetector:
+    """The detector a log's reader judges with: the thresholds and starting state its header recorded (older
+    logs: the config's ``diag.detector`` and a fresh state)."""
+    rec = h.detector if isinstance(h.detector, dict) else {}
+    cfg = DetectorConfig.from_dict(rec["config"]) if isinstance(rec.get("config"), dict) else \
+        detector_config(h.config)
+    d = CollapseDetector(cfg, h.ln_vocab, h.unigram_entropy)
+    d.load_state_dict(rec.get("state"))
+    return d

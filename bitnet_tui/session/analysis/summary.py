@@ -1,7 +1,7 @@
 """One session at a glance (``summary``, ``sessions``, ``compare``): a read log reduced to plain data.
 
 Pure: no I/O beyond what :mod:`bitnet_tui.session.log.reader` read, no textual, no rich, no torch. The events go
-through the one fold (:class:`~bitnet_tui.session.analysis.fold.RunFold`) and the verdict replays the detector.
+through the one fold (:class:`~bitnet_tui.session.analysis.fold.RunFold`) and the verdict is the fold's detector's.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bitnet_tui.session.analysis.detector import DetectorConfig
 from bitnet_tui.session.analysis.fold import RunFold, TimelineItem
-from bitnet_tui.session.analysis.verdict import verdict
+from bitnet_tui.session.analysis.verdict import judged
 from bitnet_tui.session.log.events import jsonable
 from bitnet_tui.session.log.reader import SessionData, read_session
 from bitnet_tui.session.text import printable
@@ -26,12 +25,6 @@ KEY_CONFIG = (
     ("quant", ("model", "quant")),
 )
 """Short label and config path of the settings the report varied."""
-
-
-def detector_config(cfg: Any) -> DetectorConfig:
-    """The run's detector thresholds from its header config; defaults where it has none or bad ones."""
-    diag = cfg.get("diag") if isinstance(cfg, dict) else None
-    return DetectorConfig.from_dict(diag.get("detector") if isinstance(diag, dict) else None)
 
 
 def config_at(cfg: Any, path: tuple[str, ...]) -> Any:
@@ -119,8 +112,8 @@ def summarize(data: SessionData, fold: RunFold | None = None) -> Summary:
             fold.apply(ev)
     h = data.header
     cfg = fold.config
-    v = verdict(fold.evals, ln_vocab=h.ln_vocab, unigram_entropy=h.unigram_entropy, cfg=detector_config(cfg),
-                scales=fold.scales)
+    v = judged(fold.detector(), [(e.step, e.state) for e in fold.evals], fold.evals[-1] if fold.evals else None,
+               ended=fold.ended is not None)
     last = fold.evals[-1] if fold.evals else None
     mu = fold.min_unique
     w = fold.last_weights

@@ -77,6 +77,9 @@ class RunStarted(Event):
     """Distributed runs: size, backend, devices."""
     source: str = ""
     """What produced the log: bitnet-tui's trainer, a user's loop under Monitor, an HF or Lightning callback."""
+    detector: dict[str, Any] = field(default_factory=dict)
+    """{"config": the detector's thresholds, "state": its state at this session's first step (a fork's or a
+    resume's checkpoint; absent for a fresh run)}: every reader's fold judges from the same start."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ RULES: dict[str, Rule] = {
     "pinned": Rule("bool"),
     "config": Rule("dict"), "corpus": Rule("dict"), "tokenizer": Rule("dict"), "versions": Rule("strdict"),
     "parent": Rule("dict"), "optimizer": Rule("dict"), "world": Rule("dict"), "data": Rule("dict"),
+    "detector": Rule("dict"),
     "audit": Rule("dicts"), "argv": Rule("strs"), "samples": Rule("strs"), "prompts": Rule("strs"),
     "removed": Rule("strs"), "top_tokens": Rule("pairs"), "layers": Rule("layers"), "extra": Rule("metrics"),
     "old": Rule("scalar"), "new": Rule("scalar"),
