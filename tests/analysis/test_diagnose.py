@@ -52,8 +52,8 @@ def test_with_a_checkpoint_before_the_decline_the_fix_forks_from_it(tmp_path):
 def test_without_one_it_says_so_and_starts_the_same_run_again_with_the_fix(tmp_path):
     d = unlearned_run(tmp_path, checkpoints=[900])
     what, cmd = d.tries[0]
-    assert what.startswith("start the run again with AdamW") and "the kept ones hold the decayed weights" in what
-    assert "before the decline at step 400" in what
+    assert what.startswith("start the run again with decoupled decay (AdamW)")
+    assert "the kept ones hold the decayed weights" in what and "before the decline after step 400" in what
     assert shlex.split(cmd) == ["bitnet-tui", "run", "--headless", "--hidden", "256", "--decay-all", "--lr",
                                 "0.0015", "--optimizer", "adamw"]
     assert not any("train longer" in w for w, _ in d.tries)  # longer with the same optimizer is no fix
@@ -61,7 +61,9 @@ def test_without_one_it_says_so_and_starts_the_same_run_again_with_the_fix(tmp_p
 
 def test_a_users_loop_gets_words_not_a_command_it_cannot_run(tmp_path):
     d = unlearned_run(tmp_path, argv=("train.py", "--lr", "3e-3"))
-    assert d.tries[0][1] == "the same training with --optimizer adamw"
+    what, change = d.tries[0]
+    assert what == "in your training script, decoupled decay (AdamW)" and change.startswith("torch.optim.AdamW(")
+    assert not any("--" in c for _, c in d.tries)  # never our run flags in a user's loop
 
 
 def test_same_run_with_drops_flags_with_their_values_and_keeps_the_rest():

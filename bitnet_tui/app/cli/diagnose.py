@@ -17,6 +17,7 @@ from bitnet_tui.session.analysis.compare import compare, short_key
 from bitnet_tui.session.analysis.diagnose import Diagnosis, diagnose
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.analysis.summary import summarize
+from bitnet_tui.session.control.peer import control_path
 from bitnet_tui.session.errors import UserError
 from bitnet_tui.session.log.paths import checkpoint_dir, list_checkpoints, short_name
 from bitnet_tui.session.log.reader import read_session
@@ -32,7 +33,7 @@ def diagnose_path(path: Path) -> tuple[Diagnosis, object]:
     for w in data.warnings:
         warn(w)
     steps = [st for st, _ in list_checkpoints(checkpoint_dir(path))]
-    return diagnose(s, fold, steps), s
+    return diagnose(s, fold, steps, live=control_path(path).exists()), s
 
 
 def print_diagnosis(d: Diagnosis) -> None:
@@ -42,6 +43,9 @@ def print_diagnosis(d: Diagnosis) -> None:
     head.append(f"  {d.headline()}", style="bold red" if d.trouble or d.failed else "bold green")
     if d.began is not None:
         head.append(f"  (since step {d.began})")
+    if d.running:
+        head.append(f"  running, at step {d.step}" + (" (steerable: bitnet-tui ctl)" if d.live else ""),
+                    style="bold")
     con.print(head)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")
@@ -55,7 +59,8 @@ def print_diagnosis(d: Diagnosis) -> None:
                        "worth knowing (the run ended well; settings that usually matter):" if d.ended_well else
                        "worth knowing (no trouble measured so far; settings that usually matter):", style="bold"))
         for i, c in enumerate(d.causes, 1):
-            con.print(Text(f" {i}. {printable(c.title, 200)}: {printable(c.evidence, 600)}"))
+            con.print(Text(f" {i}. {printable(c.title, 200)} [{c.code}; {c.evidence_kind}]: "
+                           f"{printable(c.evidence, 600)}"))
     con.print(Text("what to try:", style="bold"))
     for what, cmd in d.tries:
         con.print(Text(f" - {printable(what, 200)}: ") + Text(printable(cmd, 400), style="bold"))
@@ -93,7 +98,7 @@ def print_diagnoses(paths: list[Path], as_json: bool = False) -> None:
             t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in keys],
                       cell(d.headline(short=True)),
                       cell("—" if d.began is None else str(d.began)),
-                      cell(d.causes[0].title.split(":")[0] if d.causes and d.causes[0].score >= 1 else "—"))
+                      cell(d.causes[0].title.split(":")[0] if d.causes and d.causes[0].tier <= 3 else "—"))
         con.print(t)
         print_left_out(con, hidden)
         con.print("")

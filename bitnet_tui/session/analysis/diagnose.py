@@ -14,31 +14,31 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bitnet_tui.session.analysis import verdict as V
+from bitnet_tui.session.analysis.causes import Cause, Evidence, causes
+from bitnet_tui.session.analysis.fixes import FIXES, fill, in_their_terms, is_ours, live_command, same_run_with, values
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.analysis.summary import Summary
 from bitnet_tui.session.log.events import FAILED_ENDS, jsonable
-from bitnet_tui.session.text import fmt_num, fmt_value, printable
+from bitnet_tui.session.text import fmt_value, printable
 
 DISEASES = {
     V.NO_EVALS: "no evals yet", V.DIVERGED: "diverged", V.NEVER_LEARNED: "never learned",
+    V.TOO_EARLY: "too early to say (the loss has not left ln(vocab) yet)",
+    V.PARTLY_LEARNED: "partly learned (above the unigram band)", V.STUCK_PARTLY: "partly learned, not improving",
     V.UNIGRAM_PHASE: "unigram phase", V.STUCK_UNIGRAM: "stuck in the unigram phase",
+    V.NOT_YET_DIVERSE: "learned, greedy output not varied yet",
     V.UNLEARNED: "unlearning", V.NEVER_DIVERSE: "degenerate decoding after learning",
     V.COLLAPSING: "degenerate decoding after learning", V.COLLAPSED_STAYED: "degenerate decoding after learning",
     V.COLLAPSED_RECOVERING: "degenerate decoding after learning (recovering)",
     V.COLLAPSED_RECOVERED: "healthy (recovered from degenerate decoding)", V.HEALTHY: "healthy",
 }
 
-TROUBLE = (V.UNLEARNED, V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.DIVERGED, V.NEVER_DIVERSE, V.COLLAPSED_STAYED,
-           V.COLLAPSING, V.COLLAPSED_RECOVERING)
+TROUBLE = (V.UNLEARNED, V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.STUCK_PARTLY, V.DIVERGED, V.NEVER_DIVERSE,
+           V.COLLAPSED_STAYED, V.COLLAPSING, V.COLLAPSED_RECOVERING)
 """Ends that are a problem (the unigram phase early on and a recovered collapse are not)."""
-
-
-@dataclass
-class Cause:
-    title: str
-    evidence: str
-    score: float
-    """How strongly the run's figures point at it (for ranking; not a probability)."""
+NOT_YET = (V.TOO_EARLY, V.PARTLY_LEARNED, V.UNIGRAM_PHASE)
+"""Not learned yet, without the evidence to call it stuck."""
+DEGENERATE = (V.NEVER_DIVERSE, V.COLLAPSED_STAYED, V.COLLAPSING)
 
 
 @dataclass
@@ -61,6 +61,12 @@ class Diagnosis:
     screen say it ended well."""
     failed: str = ""
     """How the run failed, when it did (``error at step 37: RuntimeError: ...``): the log's ``run_ended``."""
+    running: bool = False
+    """No ``run_ended`` yet: the verdict is about the run so far."""
+    step: int = 0
+    """The last step the log holds."""
+    live: bool = False
+    """It serves its control socket: a fix can be applied in the running process."""
 
     def headline(self, short: bool = False) -> str:
         """The disease, with the weights' decay where it goes with it; a failed run's end first."""
@@ -78,8 +84,9 @@ class Diagnosis:
         return jsonable(asdict(self))
 
 
-def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
-    """Diagnose one session from its summary, its fold (the LR history, flip rates) and its checkpoint steps."""
+def diagnose(s: Summary, fold: RunFold, checkpoints: list[int], *, live: bool = False) -> Diagnosis:
+    """Diagnose one session from its summary, its fold (the LR history, flip rates) and its checkpoint steps
+    (``live``: the run serves its control socket now)."""
     disease = DISEASES.get(s.verdict, s.verdict)
     if s.verdict == V.UNLEARNED and (s.scale_fall or 0) >= 2:
         disease = "unlearning with decaying weights"
@@ -89,13 +96,15 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int]) -> Diagnosis:
                                     for state, a, b in ep)
     began = s.min_loss_step if s.verdict == V.UNLEARNED else s.collapse_step if s.collapse_step is not None \
         else s.verdict_since
-    d = Diagnosis(s.name, s.path, disease, s.verdict, began)
+    d = Diagnosis(s.name, s.path, disease, s.verdict, began, running=fold.ended is None, step=s.last_step)
+    d.live = live and d.running
     d.figures = _figures(s, fold)
-    d.causes = sorted(_causes(s, fold), key=lambda c: -c.score)
     fall = _scale_fall(s, fold)
-    d.trouble = s.verdict in TROUBLE or any(state == "unlearning" for state, _, _ in ep)
+    unlearned = s.verdict == V.UNLEARNED or any(state == "unlearning" for state, _, _ in ep)
+    d.trouble = s.verdict in TROUBLE or unlearned
     k = fold.thresholds.decay_factor  # the run's own threshold, as its detector judged
     d.trouble = d.trouble or fall >= k  # a measured fall past the threshold is trouble whatever the loss says
+    d.causes = causes(_evidence(s, fold, d, fall, unlearned))
     if d.trouble and s.verdict != V.UNLEARNED and fall >= k and any(i.code == "decay" for i in fold.timeline):
         d.decayed = fall
     end = fold.ended
@@ -184,123 +193,58 @@ def _flip_now(fold: RunFold) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _causes(s: Summary, fold: RunFold) -> list[Cause]:
-    out: list[Cause] = []
-    audit = {a.get("code"): a for a in s.audit}
-    fall = _scale_fall(s, fold)
-    k = fold.thresholds.decay_factor
-    unlearned = s.verdict == V.UNLEARNED or any(state == "unlearning" for state, _, _ in episodes(fold))
-    decayed = [i for i in fold.timeline if i.code == "decay"]
-    bad_end = s.verdict in TROUBLE or unlearned or bool(decayed) or fall >= k
-    if "coupled-l2" in audit:
-        ev = audit["coupled-l2"]["message"]
-        score = 1.0 + (2.0 if fall >= k else 1.0 if fall >= k / 2 else 0.0) + (2.0 if unlearned else 0.0) + \
-            (1.0 if decayed else 0.0)
-        if fall > 1.5:
-            ev += f"; the mean ternary scale is {fall:.1f}x below its peak"
-        if decayed:
-            ev += f"; the detector saw the weights decaying at step {decayed[0].step}"
-        for what, fell in _full_precision_falls(s, fold):
-            ev += f"; the {what} fell {fell:.0f}x"
-        out.append(Cause("the optimizer: Adam with coupled L2 weight decay", ev, score if bad_end else 0.2))
-    elif fall >= k and (unlearned or decayed):
-        out.append(Cause("weight decay shrinking the latent weights",
-                         f"the mean ternary scale fell {fall:.1f}x from its peak while the loss climbed back", 2.5))
-    if "decay-all" in audit:
-        out.append(Cause("weight decay on norm gains and embeddings", audit["decay-all"]["message"],
-                         0.8 if bad_end else 0.1))
-    lr = s.key_config.get("lr")
-    if s.verdict == V.DIVERGED:
-        out.append(Cause("the LR is too high for this run",
-                         f"the loss became non-finite at peak LR {fmt_value(lr)}", 3.0))
-    if "lr-far" in audit:
-        out.append(Cause("a peak LR far from the BitNet FAQ's", audit["lr-far"]["message"], 0.5 if bad_end else 0.1))
-    flips = _flip_now(fold)
-    if flips is not None and bad_end:
-        if flips > 0.3:
-            if fall >= k:  # latent weights shrunk toward the rounding boundary flip at every step: a symptom
-                out.append(Cause("ternary weights thrashing", f"{flips:.0%} of ternary values flipped since the "
-                                 f"last snapshot; with the scale {fall:.1f}x below its peak the latent weights sit "
-                                 "near the rounding boundary, so this follows from the decay", 0.3))
-            else:
-                out.append(Cause("ternary weights thrashing", f"{flips:.0%} of ternary values flipped since the "
-                                 "last snapshot", 0.6))
-        elif flips < 1e-3 and s.verdict in (V.NEVER_LEARNED, V.STUCK_UNIGRAM):
-            out.append(Cause("ternary weights frozen", f"flip rate {flips:.4f}: the weights barely change", 0.6))
-    if fold.lr_changes and bad_end:
-        first = fold.lr_changes[0][0]
-        out.append(Cause("a person's LR change", f"{len(fold.lr_changes)} LR change(s), the first at step {first}",
-                         0.4))
-    if s.verdict in (V.UNIGRAM_PHASE, V.NEVER_LEARNED) and s.last_step < 500:
-        # a guess from the step count alone: below every cause with a measured figure behind it
-        out.append(Cause("the run is short", f"it stopped at step {s.last_step}; models leave the unigram phase "
-                         "after a few hundred steps here", 0.1 if bad_end else 1.0))
-    if s.verdict in (V.NEVER_DIVERSE, V.COLLAPSED_STAYED, V.COLLAPSING):
-        out.append(Cause("a small model decoding greedily", "greedy decoding of small models loops; the loss says "
-                         "it learned (see the held-out loss against the unigram entropy)", 0.5))
-    return out
+def _evidence(s: Summary, fold: RunFold, d: Diagnosis, fall: float, unlearned: bool) -> Evidence:
+    decayed = next((i.step for i in fold.timeline if i.code == "decay"), None)
+    return Evidence(
+        audit={str(a.get("code")): printable(str(a.get("message", "")), 600) for a in s.audit},
+        trouble=d.trouble, diverged=s.verdict == V.DIVERGED, unlearned=unlearned, decay_alert_step=decayed,
+        fall=fall, k=fold.thresholds.decay_factor, full_precision_falls=_full_precision_falls(s, fold),
+        flips=_flip_now(fold), never_learned=s.verdict in (V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.STUCK_PARTLY),
+        not_learned_yet=s.verdict in NOT_YET, degenerate=s.verdict in DEGENERATE,
+        lr=fmt_value(s.key_config.get("lr")), lr_changes=[st for st, _ in fold.lr_changes], last_step=s.last_step)
 
 
 def _tries(s: Summary, d: Diagnosis, checkpoints: list[int]) -> list[tuple[str, str]]:
-    name = s.name
-    before = [c for c in checkpoints if d.began is None or c <= d.began]
-    at = f"{name}@{before[-1]}" if before else (f"{name}@{checkpoints[0]}" if checkpoints else "")
+    """What to try, the live command first, then in the terms of whoever trains (our flags only for our runs)."""
+    name, ours = s.name, is_ours(s.source, s.argv)
+    top = [c for c in d.causes if c.tier <= 3 and c.code in FIXES]
+    v = values(s.key_config.get("lr"), s.optimizer.get("weight_decay"))
     out: list[tuple[str, str]] = []
-    top = d.causes[0].title if d.causes and d.causes[0].score >= 1 else ""
-    fixes: list[tuple[list[str], tuple[str, ...], str]] = []  # (flags to add, flags to drop, what it changes)
-    if "Adam with coupled" in top or "weight decay shrinking" in top:
-        fixes.append((["--optimizer", "adamw"], ("--optimizer",), "AdamW (decoupled decay)"))
-    if "norm gains" in top or any("norm gains" in c.title for c in d.causes[:2]):
-        fixes.append((["--no-decay-all"], ("--decay-all", "--no-decay-all"), "decay on 2-D weights only"))
-    low = s.min_loss_step
-    good = [c for c in checkpoints if low is not None and c <= low]
-    for add, drop, what in fixes:
-        if not d.trouble:  # nothing declined: a setting worth an A/B, not a rescue
-            out.append((f"to see whether it matters, run it again with {what}",
-                        same_run_with(s.argv, add, drop) or f"the same training with {' '.join(add)}"))
-            continue
-        if good:
+    if d.live and d.trouble:
+        for c in top:
+            if FIXES[c.code].live:
+                out.append((f"now, in the running process ({FIXES[c.code].what}; undo with undo-optim)",
+                            live_command(FIXES[c.code], name, v)))
+    if not d.trouble:  # nothing declined: a setting worth an A/B, not a rescue
+        top = [c for c in d.causes if c.tier == 5 and c.code in FIXES]
+    low, last = s.min_loss_step, s.last_step
+    declined = low is not None and low < last
+    good = [c for c in checkpoints if low is not None and declined and c <= low]
+    for c in top[:2]:
+        fix = FIXES[c.code]
+        add = [fill(a, v) for a in fix.add]
+        if not ours:
+            out.append(in_their_terms(fix, s.source, v))
+        elif not d.trouble:
+            out.append((f"to see whether it matters, run it again with {fix.what}",
+                        same_run_with(s.argv, add, fix.drop) or f"the same training with {' '.join(add)}"))
+        elif good:
             out.append((f"fork from step {good[-1]}, before the decline (lowest held-out loss at step {low}), "
-                        f"with {what}", f"bitnet-tui run --from {name}@{good[-1]} {' '.join(add)}"))
-            continue
-        why = "no checkpoint was kept from before the decline" + (f" at step {low}" if low is not None else "")
-        if checkpoints:
-            why += "; the kept ones hold the decayed weights"
-        again = same_run_with(s.argv, add, drop)
-        out.append((f"start the run again with {what} ({why})",
-                    again or f"the same training with {' '.join(add)}"))
-    if s.verdict == V.DIVERGED and at:
-        lr = s.key_config.get("lr")
-        half = fmt_num(float(lr) / 2) if isinstance(lr, (int, float)) else "<half the LR>"
-        out.append(("fork from the last checkpoint with half the LR", f"bitnet-tui run --from {at} --lr {half}"))
-    if s.verdict in (V.UNIGRAM_PHASE, V.STUCK_UNIGRAM, V.NEVER_LEARNED) and checkpoints and not fixes:
-        steps = s.total_steps or s.last_step
-        out.append(("train longer", f"bitnet-tui run --resume {name} --steps {max(steps * 2, 1000)}"))
-    if s.verdict in (V.NEVER_DIVERSE, V.COLLAPSED_STAYED, V.COLLAPSING) and at:
+                        f"with {fix.what}", shlex.join(["bitnet-tui", "run", "--from", f"{name}@{good[-1]}", *add])))
+        else:
+            why = f"no checkpoint was kept from before the decline after step {low}" if declined else \
+                "its loss never declined from its lowest"
+            why += "; the kept ones hold the decayed weights" if checkpoints and declined else ""
+            out.append((f"start the run again with {fix.what} ({why})",
+                        same_run_with(s.argv, add, fix.drop) or f"the same training with {' '.join(add)}"))
+    if s.verdict in NOT_YET + (V.STUCK_UNIGRAM, V.STUCK_PARTLY, V.NEVER_LEARNED) and not top:
+        if ours and checkpoints:
+            steps = s.total_steps or s.last_step
+            out.append(("train longer", f"bitnet-tui run --resume {name} --steps {max(steps * 2, 1000)}"))
+        elif not ours:
+            out.append(("train longer", "more steps in your loop (the figures say it has not learned yet)"))
+    if s.verdict in DEGENERATE:
         out.append(("look at the samples where diversity fell", f"bitnet-tui replay {name}   (then n/N to jump)"))
     if not out:
         out.append(("nothing to fix; compare with other runs", f"bitnet-tui compare {name} <other sessions>"))
     return out
-
-
-ONE_RUN_ONLY = ("--session-file", "--detach", "--resume")
-"""Flags of a ``run`` command line that belong to that one run and are not carried into a new one."""
-
-
-def same_run_with(argv: tuple[str, ...], add: list[str], drop: tuple[str, ...]) -> str | None:
-    """The ``bitnet-tui run`` command line recorded in a header, with the flags in ``drop`` (and their values)
-    removed and ``add`` appended; None when the run was not started by ``bitnet-tui run`` (a user's loop)."""
-    if len(argv) < 2 or argv[1] != "run" or not ("bitnet" in argv[0] or argv[0].endswith("__main__.py")):
-        return None
-    out: list[str] = []
-    rest = list(argv[2:])
-    while rest:
-        arg = rest.pop(0)
-        flag = arg.split("=", 1)[0]
-        if flag in drop or flag in ONE_RUN_ONLY:
-            if "=" not in arg and flag not in ("--detach", "--decay-all", "--no-decay-all") and rest \
-                    and not rest[0].startswith("--"):
-                rest.pop(0)  # its value
-            continue
-        out.append(arg)
-    return shlex.join(["bitnet-tui", "run", *out, *add])

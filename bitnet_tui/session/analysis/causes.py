@@ -1,0 +1,163 @@
+"""The likely causes of a run's trouble, each with a stable code, its evidence, and a rank from one table.
+
+Every cause is a hypothesis. It is ranked by the kind of evidence behind it (:data:`TIERS`), never by a
+free-floating score: a figure measured past the run's own threshold outranks a figure pointing the same
+way, which outranks the configuration alone, which outranks a guess from the step count. Within a tier,
+the order of :data:`RULES` holds (the root cause before its symptoms). The same table is in
+docs/diagnosis.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bitnet_tui.session.analysis.thresholds import DECAY_REARM
+
+TIERS = {
+    1: "measured past the run's own threshold",
+    2: "measured, pointing at it, below the threshold",
+    3: "a setting (the optimizer audit) or a known pattern, no figure of this run measuring it, in a run that "
+       "went wrong",
+    4: "a guess from the step count alone",
+    5: "a setting worth knowing in a run with no trouble measured",
+}
+"""The evidence behind a cause, strongest first: what a cause's rank means."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    title: str
+    why: str
+    """When it is a cause, and what decides its tier."""
+
+
+RULES = (
+    Rule("nonfinite", "the LR is too high for this run",
+         "tier 1 when the held-out loss became non-finite"),
+    Rule("coupled-l2", "the optimizer: Adam with coupled L2 weight decay",
+         "audit found Adam(weight_decay>0); tier 1 when the mean ternary scale fell decay_factor x or the run "
+         "un-learned, tier 2 when it fell half that or the decay alert fired, tier 3 in other trouble, else tier 5"),
+    Rule("decay-shrinking", "weight decay shrinking the latent weights",
+         "no coupled L2 found, but the scale fell decay_factor x while the run un-learned or the decay alert "
+         "fired: tier 1"),
+    Rule("decay-all", "weight decay on norm gains and embeddings",
+         "audit found decay on them; tier 2 when a norm gain or the embedding RMS fell decay_factor x, tier 3 "
+         "in other trouble, else tier 5"),
+    Rule("frozen", "ternary weights frozen",
+         "flip rate below 1e-3 in a run that never learned: tier 2"),
+    Rule("thrashing", "ternary weights thrashing",
+         "over 30% of ternary values flipped since the last snapshot in trouble: tier 2, or tier 3 when the scale "
+         "fell decay_factor x (then it follows from the decay)"),
+    Rule("greedy-small", "a small model decoding greedily",
+         "greedy output degenerate while the loss says the model learned: tier 3"),
+    Rule("lr-far", "a peak LR far from the BitNet FAQ's",
+         "audit found it; tier 3 in trouble, else tier 5"),
+    Rule("lr-change", "a person's LR change", "an LR intervention in a run that went wrong: tier 3"),
+    Rule("short", "the run is short",
+         "not learned yet and stopped before SHORT_RUN steps: tier 4, below every measured cause"),
+)
+BY_CODE = {r.code: r for r in RULES}
+SHORT_RUN = 500
+"""Steps below which a run that has not learned may simply be short: the default width-128 run leaves the
+unigram band by step 150-250 on the bundled corpus (measured)."""
+THRASHING = 0.3
+"""Share of ternary values flipped between snapshots that reads as thrashing."""
+FROZEN = 1e-3
+"""Flip rate below which the ternary weights barely change."""
+
+
+@dataclass
+class Cause:
+    code: str
+    title: str
+    evidence: str
+    tier: int
+    """The kind of evidence behind it (:data:`TIERS`)."""
+
+    @property
+    def evidence_kind(self) -> str:
+        return TIERS[self.tier]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the causes are judged from (every figure the run's own; ``k`` its decay threshold)."""
+
+    audit: dict[str, str]
+    """Audit code -> message."""
+    trouble: bool
+    diverged: bool
+    unlearned: bool
+    decay_alert_step: int | None
+    fall: float
+    k: float
+    full_precision_falls: Sequence[tuple[str, float]]
+    flips: float | None
+    never_learned: bool
+    not_learned_yet: bool
+    degenerate: bool
+    lr: object
+    lr_changes: Sequence[int]
+    last_step: int
+
+
+def cause(code: str, evidence: str, tier: int) -> Cause:
+    return Cause(code, BY_CODE[code].title, evidence, tier)
+
+
+def causes(e: Evidence) -> list[Cause]:
+    """Every cause the evidence supports, ranked: by tier, then by the order of :data:`RULES`."""
+    out: list[Cause] = []
+    past, half = e.fall >= e.k, e.fall >= e.k * DECAY_REARM
+    if e.diverged:
+        out.append(cause("nonfinite", f"the held-out loss became non-finite at peak LR {e.lr}", 1))
+    if "coupled-l2" in e.audit:
+        ev = e.audit["coupled-l2"]
+        if e.fall > 1.5:
+            ev += f"; the mean ternary scale is {e.fall:.1f}x below its peak (threshold {e.k:g}x)"
+        if e.decay_alert_step is not None:
+            ev += f"; the detector saw the weights decaying at step {e.decay_alert_step}"
+        if e.unlearned:
+            ev += "; the held-out loss climbed back toward ln(vocab)"
+        for what, fell in e.full_precision_falls:
+            ev += f"; the {what} fell {fell:.0f}x"
+        tier = 1 if past or e.unlearned else 2 if half or e.decay_alert_step is not None else 3 if e.trouble else 5
+        out.append(cause("coupled-l2", ev, tier))
+    elif past and (e.unlearned or e.decay_alert_step is not None):
+        out.append(cause("decay-shrinking", f"the mean ternary scale fell {e.fall:.1f}x from its peak (threshold "
+                                            f"{e.k:g}x) while the loss was not improving", 1))
+    if "decay-all" in e.audit:
+        ev, fp = e.audit["decay-all"], [f for f in e.full_precision_falls if f[1] >= e.k]
+        if fp:
+            ev += "; " + "; ".join(f"the {what} fell {fell:.0f}x" for what, fell in fp)
+        out.append(cause("decay-all", ev, 2 if fp and e.trouble else 3 if e.trouble else 5))
+    if e.flips is not None and e.trouble:
+        if e.flips < FROZEN and e.never_learned:
+            out.append(cause("frozen", f"flip rate {e.flips:.4f}: the weights barely change", 2))
+        elif e.flips > THRASHING:
+            follows = f"; with the scale {e.fall:.1f}x below its peak the latent weights sit near the rounding " \
+                "boundary, so this follows from the decay" if past else ""
+            out.append(cause("thrashing", f"{e.flips:.0%} of ternary values flipped since the last snapshot"
+                                          f"{follows}", 3 if past else 2))
+    if e.degenerate:
+        out.append(cause("greedy-small", "greedy decoding of small models loops; the loss says it learned (see the "
+                                         "held-out loss against the unigram entropy)", 3))
+    if "lr-far" in e.audit:
+        out.append(cause("lr-far", e.audit["lr-far"], 3 if e.trouble else 5))
+    if e.lr_changes and e.trouble:
+        out.append(cause("lr-change", f"{len(e.lr_changes)} LR change(s), the first at step {e.lr_changes[0]}", 3))
+    if e.not_learned_yet and e.last_step < SHORT_RUN:
+        out.append(cause("short", f"it stopped at step {e.last_step}, before {SHORT_RUN}; models here leave the "
+                                  "unigram band after a few hundred steps", 4))
+    order = {r.code: i for i, r in enumerate(RULES)}
+    return sorted(out, key=lambda c: (c.tier, order[c.code]))
+
+
+def rules_table() -> str:
+    """The ranking rules as a Markdown table (docs/diagnosis.md holds its output)."""
+    rows = ["| code | cause | when, and its tier |", "|---|---|---|"]
+    rows += [f"| `{r.code}` | {r.title} | {r.why} |" for r in RULES]
+    tiers = ["| tier | evidence |", "|---|---|"] + [f"| {t} | {w} |" for t, w in TIERS.items()]
+    return "\n".join(tiers) + "\n\n" + "\n".join(rows) + "\n"
