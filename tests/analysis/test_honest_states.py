@@ -72,3 +72,12 @@ def test_good_news_is_info_and_the_timeline_never_repeats_the_transition():
     for a in alerts:
         item = timeline_item(a)
         assert item is not None and item.text.count("→") == 1 and "->" not in item.text, item.text
+
+
+def test_the_ranking_rules_in_the_docs_are_the_codes():
+    from pathlib import Path
+
+    from bitnet_tui.session.analysis.causes import rules_table
+
+    doc = (Path(__file__).parents[2] / "docs" / "diagnosis.md").read_text(encoding="utf-8")
+    assert rules_table() in doc

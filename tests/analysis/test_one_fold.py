@@ -85,3 +85,19 @@ def test_a_fork_is_judged_from_its_parents_history_not_from_scratch(tmp_path):
     head["detector"] = bare
     fresh.write_text(json.dumps(head) + "\n" + "".join(lines[1:]))
     assert summarize(read_session(fresh)).detector_state != "recovered"  # without the parent's state: not the same
+
+
+def test_export_writes_the_folds_state_for_every_eval(tmp_path):
+    import csv
+
+    from bitnet_tui.app.cli.export import export_csv
+
+    a, fork, _ = write_three(tmp_path)
+    for p in (FIXTURE, fork):
+        out = tmp_path / f"out-{p.stem}"
+        out.mkdir()
+        export_csv(read_session(p).stream(), out)
+        with open(out / "evals.csv", encoding="utf-8") as f:
+            exported = [(int(r["step"]), r["state"]) for r in csv.DictReader(f)]
+        (tmp_path / f"cuts-{p.stem}").mkdir()
+        assert exported == [(s, live) for s, _, live, _ in cuts(p, tmp_path / f"cuts-{p.stem}")]

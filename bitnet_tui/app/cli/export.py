@@ -16,7 +16,7 @@ import typer
 from bitnet_tui.app.cli.app import command
 from bitnet_tui.app.cli.errors import warn
 from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption
-from bitnet_tui.session.analysis.fold import timeline_item
+from bitnet_tui.session.analysis.fold import RunFold, timeline_item
 from bitnet_tui.session.errors import UserError
 from bitnet_tui.session.log.events import EvalDone, StepDone, WeightsSnapshot
 from bitnet_tui.session.log.paths import resolve_session, sessions_dir
@@ -41,11 +41,14 @@ def export_csv(events: list[Any], out: Path) -> list[Path]:
         w["evals"].writerow([*EVAL_COLS, *extra_evals])
         w["weights"].writerow(LAYER_COLS)
         w["events"].writerow(("step", "time", "kind", "level", "text"))
+        fold = RunFold()  # the state column is the one fold's, as every other screen shows it
         for e in events:
+            fold.apply(e)
             if isinstance(e, StepDone):
                 w["steps"].writerow([getattr(e, c) for c in STEP_COLS] + [e.extra.get(k) for k in extra_steps])
             elif isinstance(e, EvalDone):
-                w["evals"].writerow([getattr(e, c) for c in EVAL_COLS] + [e.extra.get(k) for k in extra_evals])
+                row = [fold.state if c == "state" else getattr(e, c) for c in EVAL_COLS]
+                w["evals"].writerow(row + [e.extra.get(k) for k in extra_evals])
             elif isinstance(e, WeightsSnapshot):
                 for lw in e.layers:
                     w["weights"].writerow([e.step] + [getattr(lw, c) for c in LAYER_COLS[1:]])

@@ -50,11 +50,15 @@ def header_cell(text: Any) -> Text:
 
 
 def status(s: Summary | Any, short: bool = False) -> Text:
-    """``finished (stopped)``; ``short``: one word, the end reason where the run failed (``error``)."""
+    """``finished (stopped)``; ``short``: one word, the end reason where it is not ``finished`` (``stopped``,
+    ``error``)."""
     reason = getattr(s, "end_reason", None)
     if reason in FAILED_ENDS:
         return Text(printable(reason if short else f"{s.status} ({reason})", 60), style="red")
-    label = s.status if short or reason in (None, "finished") else f"{s.status} ({reason})"
+    if short:
+        label = s.status if reason in (None, "finished") else reason
+    else:
+        label = s.status if reason in (None, "finished") else f"{s.status} ({reason})"
     return Text(printable(label, 60), style=STATUS_STYLE.get(s.status, ""))
 
 
