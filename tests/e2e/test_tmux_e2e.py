@@ -80,13 +80,6 @@ class Tmux:
         self.tmux("kill-server", check=False)
 
 
-@pytest.fixture
-def tmux(tmp_path):
-    t = Tmux(tmp_path)
-    yield t
-    t.kill()
-
-
 def footer(screen: str) -> str:
     return [line for line in screen.splitlines() if line.strip()][-1]
 

@@ -257,7 +257,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """True where the action works in this mode and now; False hides it (footer) and ignores the key.
         The palette still lists what is unavailable, with the reason (:meth:`get_system_commands`)."""
-        if action in VIEW_ACTIONS or action in ("quit_run", "quit", "command_palette", "focus_next",
+        if action in VIEW_ACTIONS or action in ("quit_run", "interrupt", "quit", "command_palette", "focus_next",
                                                 "focus_previous"):
             return True
         if action == "rewind" and self._rewinding is not None:
@@ -269,7 +269,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for action, args, title, help_text in PALETTE:
-            ok = True if action in VIEW_ACTIONS or action == "quit_run" else self.source.can(action)
+            ok = True if action in VIEW_ACTIONS or action in ("quit_run", "interrupt") else self.source.can(action)
             if action == "rewind" and self._rewinding is not None:
                 ok = None
             if ok is False:

@@ -134,6 +134,27 @@ class RunControls:
     async def action_quit(self) -> None:
         self.action_quit_run()
 
+    def action_interrupt(self) -> None:
+        """Ctrl+C, as the README promises: a live run ends cleanly at the next step boundary (a checkpoint,
+        ``run_ended interrupted``, exit 130) without asking; an attached one is left running (detach); a
+        replay or watch quits. A second Ctrl+C never cuts the ending short."""
+        src = self.source
+        if not src.running or self._worker_error:
+            self.exit()
+            return
+        if src.detachable:
+            src.leave()
+            self.exit(message="detached; the run goes on")
+            return
+        if self._stopping:
+            self.notify("interrupted: saving the checkpoint and ending the run; the dashboard closes when it has",
+                        timeout=8)
+            return
+        self._stopping = True
+        src.send(C.Stop(reason="interrupted", source="dashboard"))
+        self.notify("Ctrl+C: ending the run cleanly (a checkpoint, then exit 130)", severity="warning", timeout=10)
+        self.refresh_panels()
+
 
 class ReplayControls:
     """Moving through a replay; ``n``/``N`` also walk the timeline of a live run or a watched log."""

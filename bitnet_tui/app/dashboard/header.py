@@ -120,15 +120,16 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
     a, i = feed.last_alert, feed.last_intervention
     if a is None and i is None:
         three.append((Text("no alerts or interventions yet", style="dim"), 1))
+    newer_intervention = i is not None and (a is None or (i.step, i.time) >= (a.step, a.time))
     if a is not None:
         t = Text(f"{glyph(a.level)} ", style=LEVEL_STYLES.get(a.level, "bold"))
         t.append(f"@{a.step} ", style="dim")
         t.append(a.short or a.text, style=LEVEL_STYLES.get(a.level, ""))
-        three.append((t, 9))
+        three.append((t, 8 if newer_intervention else 9))  # the newer of the two stays when both do not fit
     if i is not None:
         t = Text("⚙ ", style="bold")
         t.append(f"@{i.step} ", style="dim")
         t.append(i.short or i.text)
-        three.append((t, 8))
+        three.append((t, 9 if newer_intervention else 8))
     line3 = Text(" ") + fit(three, w - 1, sep="   ")
     return Text("\n").join([line1, line2, line3])

@@ -39,6 +39,7 @@ BINDINGS = [
     Binding("s", "smoothing", "EMA", show=False),
     Binding("w", "weights_map", "Map", show=False),
     Binding("q", "quit_run", "Quit"),
+    Binding("ctrl+c", "interrupt", "Interrupt", show=False, priority=True),
 ]
 
 SENDS: dict[str, type[C.Command]] = {"undo_lr": C.UndoLR, "checkpoint": C.CheckpointNow, "eval_now": C.EvalNow}
@@ -74,4 +75,6 @@ PALETTE = (
     ("weights_map", (), "Weights map: flip & zero ↔ scale & RMS",
      "w: what the per-layer heatmap shows"),
     ("quit_run", (), "Quit", "q: live, stop the run and quit (attached: detach)"),
+    ("interrupt", (), "Interrupt (Ctrl+C)",
+     "ctrl+c: live, end the run now (checkpoint, run_ended interrupted, exit 130); attached: detach"),
 )

@@ -90,8 +90,10 @@ def timeline_item(ev: Event) -> TimelineItem | None:
     if isinstance(ev, Intervention):
         action = printable(ev.action, 40)
         blank = all(v is None or v in ("", "-") for v in (ev.old, ev.new))  # pause, checkpoint...: no values
-        short = action if blank else f"{action} {_value(ev.old)} → {_value(ev.new)}"
-        return TimelineItem(ev.step, ev.time, "intervention", "info", f"{short} (by {printable(ev.source, 60)})",
+        full = action if blank else f"{action} {_value(ev.old)} → {_value(ev.new)}"
+        short = full if blank or not (isinstance(ev.old, str) and isinstance(ev.new, str)) else \
+            f"{action} {changed(_value(ev.old), _value(ev.new))}"
+        return TimelineItem(ev.step, ev.time, "intervention", "info", f"{full} (by {printable(ev.source, 60)})",
                             short, action)
     if isinstance(ev, CheckpointSaved):
         what = "checkpoint (kept)" if ev.pinned else "checkpoint"
@@ -104,6 +106,20 @@ def timeline_item(ev: Event) -> TimelineItem | None:
         level = "error" if ev.reason in FAILED_ENDS else "info"
         return TimelineItem(ev.step, ev.time, "end", level, text, text[:80])
     return None
+
+
+def changed(old: str, new: str) -> str:
+    """``old → new`` cut to the words that differ ("all parameters: wd 0.1, coupled L2" → "... wd 0, coupled
+    L2" reads ``0.1 → 0``): what a header has room for."""
+    a, b = old.split(), new.split()
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    j = 0
+    while j < min(len(a), len(b)) - i and a[-1 - j] == b[-1 - j]:
+        j += 1
+    da, db = " ".join(a[i:len(a) - j]).strip(",;:"), " ".join(b[i:len(b) - j]).strip(",;:")
+    return f"{da or '—'} → {db or '—'}" if (da or db) else f"{old} → {new}"
 
 
 def _value(v: Any) -> str:
