@@ -233,3 +233,39 @@ async def test_rewind_without_checkpoints_or_in_process_run_offers_nothing(tmp_p
         palette = {c.title: c.help for c in attached.get_system_commands(attached.screen)}
         assert palette["Rewind: fork from a checkpoint with a new LR"].startswith("unavailable: attached")
         attached.source.run.send(None)
+
+
+@pytest.mark.asyncio
+async def test_the_optimizer_fixes_are_keys_and_palette_commands(tmp_path, tiny):
+    """D decouples, W sets the weight decay (a dialog), Z stops decay on norms and embeddings, U undoes: each an
+    intervention from the dashboard, each in the palette."""
+    from bitnet_tui.app.dashboard.dialogs import WDDialog
+
+    run = tiny_run(tiny, tmp_path)
+    seen: list = []
+    run.subscribe(seen.append)
+    app = make_app("live", run=run)
+
+    def actions() -> list[str]:
+        return [e.action for e in seen if isinstance(e, Intervention) and e.source == "dashboard"]
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.feed.step >= 2, 60, "the first steps on screen")
+        palette = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Set weight decay", "No weight decay on norms and embeddings"} <= palette
+        assert any(t.startswith("Decouple weight decay") for t in palette)
+        await pilot.press("W")
+        assert isinstance(app.screen, WDDialog)
+        await pilot.press(*"-1", "enter")
+        assert isinstance(app.screen, WDDialog)  # refused, the dialog says why and stays
+        await pilot.press("backspace", "backspace", *"0.01", "enter")
+        await wait_for(pilot, lambda: "set_wd" in actions(), 30, "set_wd applied")
+        await pilot.press("Z")  # this run decays 2-D weights only: refused, with the reason, as an alert
+        await wait_for(pilot, lambda: "no_decay_on" in actions() or any(
+            isinstance(e, Alert) and e.code == "command" and "decay" in e.message for e in seen), 30,
+            "no-decay-on answered")
+        await pilot.press("U")
+        await wait_for(pilot, lambda: "undo_optim" in actions(), 30, "the undo applied")
+        await pilot.press("q")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.feed.ended is not None, 60, "the run to end")

@@ -11,7 +11,7 @@ from typing import Any
 from textual.widgets import Tabs
 from textual.worker import Worker, WorkerState
 
-from bitnet_tui.app.dashboard.dialogs import ConfirmDialog, LRDialog, RewindDialog, StepDialog
+from bitnet_tui.app.dashboard.dialogs import ConfirmDialog, LRDialog, RewindDialog, StepDialog, WDDialog
 from bitnet_tui.app.dashboard.keys import SENDS
 from bitnet_tui.app.dashboard.player import SPEEDS
 from bitnet_tui.session.control import commands as C
@@ -45,6 +45,22 @@ class RunControls:
 
     def action_undo_lr(self) -> None:
         self._send(SENDS["undo_lr"](source="dashboard"))
+
+    def action_set_wd(self) -> None:
+        def done(value: float | None) -> None:
+            if value is not None:
+                self._send(C.SetWD(wd=value, source="dashboard"))
+
+        self.push_screen(WDDialog(self.feed.weight_decay), done)
+
+    def action_decouple(self) -> None:
+        self._send(C.Decouple(source="dashboard"))
+
+    def action_no_decay(self) -> None:
+        self._send(C.NoDecayOn(kinds="embeddings,norms", source="dashboard"))
+
+    def action_undo_optim(self) -> None:
+        self._send(C.UndoOptim(source="dashboard"))
 
     def action_checkpoint(self) -> None:
         self._send(SENDS["checkpoint"](source="dashboard"))

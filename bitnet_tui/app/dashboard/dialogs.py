@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from bitnet_model.train.config import ConfigError, RunConfig
 from bitnet_model.train.schedule import next_peak
-from bitnet_tui.session.control.commands import check_lr
+from bitnet_tui.session.control.commands import check_lr, check_wd
 from bitnet_tui.session.text import fmt_value, printable
 
 
@@ -95,6 +95,34 @@ class LRDialog(ModalScreen[float | None]):
             self.query_one("#lr-error", Label).update(Text(why))
             return
         self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class WDDialog(ModalScreen[float | None]):
+    """Ask for the weight decay of the decayed parameter groups from the next step on (0 stops decay)."""
+
+    AUTO_FOCUS = "Input"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, now: float) -> None:
+        super().__init__()
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(f"weight decay now {fmt_value(self.now)} (the decayed parameter groups)"))
+            yield Label("New weight decay; Enter to apply at the next step, Esc to cancel (U undoes it)")
+            yield Input(placeholder="e.g. 0.01, or 0", id="wd-input")
+            yield Label("", id="wd-error", classes="error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            self.dismiss(check_wd(event.value.strip()))
+        except ConfigError as e:
+            self.query_one("#wd-error", Label).update(Text(printable(str(e), 200)))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -26,7 +26,8 @@ from bitnet_tui.session.log.paths import SUFFIX, list_sessions
 from bitnet_tui.session.log.reader import open_regular, read_session
 from bitnet_tui.session.text import fmt_duration
 
-LIVE_ACTIONS = frozenset({"set_lr", "scale_lr", "undo_lr", "checkpoint", "eval_now", "rewind", "steer"})
+LIVE_ACTIONS = frozenset({"set_lr", "scale_lr", "undo_lr", "checkpoint", "eval_now", "rewind", "steer", "decouple",
+                          "set_wd", "no_decay", "undo_optim"})
 """What steers a run (``toggle_pause`` too, which replay uses for its playback)."""
 REPLAY_ACTIONS = frozenset({"speed", "to_start", "to_end", "goto_step"})
 """What moves a replay's cursor."""

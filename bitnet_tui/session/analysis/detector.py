@@ -217,7 +217,9 @@ class CollapseDetector:
             else "no held-out loss"
         msg = (f"weights decaying toward zero: the mean ternary scale fell {fall:.1f}x (from {self.peak_scale:.3g} at "
                f"step {self.peak_scale_step} to {scale:.3g}) while the loss is not improving ({loss_txt}); "
-               "check the optimizer's weight decay (coupled L2 in Adam shrinks every weight)")
+               "check the optimizer's weight decay (coupled L2 in Adam shrinks every weight); fix it in the running "
+               "process: D in the dashboard or bitnet-tui ctl SESSION decouple (Adam's L2), W or set-wd to lower "
+               "the decay, Z or no-decay-on norms,embeddings")
         return [Alert(step=step, time=time.time(), level="warning", code="decay", message=msg,
                       val_loss=loss, data={"scale": scale, "peak_scale": self.peak_scale,
                                            "peak_step": self.peak_scale_step, "fall": fall})]
