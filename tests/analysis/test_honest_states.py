@@ -81,3 +81,16 @@ def test_the_ranking_rules_in_the_docs_are_the_codes():
 
     doc = (Path(__file__).parents[2] / "docs" / "diagnosis.md").read_text(encoding="utf-8")
     assert rules_table() in doc
+
+
+def test_a_loss_still_falling_in_the_band_is_slow_not_stuck():
+    # the width-256 AdamW run at 1.5e-3: 17 evals in the unigram band, a new low at almost every one
+    falling = [(120, 10.8, 0.9, 0.3)] + [(10, 7.1 - 0.05 * i, 0.1, 0.7) for i in range(16)]
+    states, alerts, d = run(falling, ln_v=REPORT_LN_V, h=REPORT_H)
+    assert states[-1] == "unigram" and not d.stuck and not any("still" in a.message for a in alerts)
+    flat = [(120, 10.8, 0.9, 0.3)] + [(10, 6.9 + 0.01 * (i % 2), 0.1, 0.7) for i in range(16)]
+    states, alerts, d = run(flat, ln_v=REPORT_LN_V, h=REPORT_H)
+    assert states[-1] == "unigram" and d.stuck and sum("still in the unigram phase" in a.message for a in alerts) == 1
+    pts = [EvalPoint(step=100 * i, val_loss=loss, unique_tokens=u, distinct2=d2, repetition=r)
+           for i, (u, loss, d2, r) in enumerate(falling)]
+    assert V.verdict(pts, ln_vocab=REPORT_LN_V, unigram_entropy=REPORT_H).label == V.UNIGRAM_PHASE

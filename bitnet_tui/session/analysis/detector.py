@@ -40,6 +40,7 @@ from bitnet_tui.session.analysis.thresholds import (
     LEVEL,
     STATES,
     STUCK_STATES,
+    STUCK_WITHOUT_LOW,
     UNLEARN_EXIT,
     DetectorConfig,
     EvalFigures,
@@ -76,6 +77,8 @@ class CollapseDetector:
     last_scale: float | None = None
     decay_warned: bool = False
     stuck_warned: bool = False
+    evals_since_low: int = 0
+    """Evals since the windowed loss last reached a new low (a run still improving is not stuck)."""
     losses: list[float] = field(default_factory=list)
 
     # -- where the loss sits ---------------------------------------------------------------
@@ -168,8 +171,9 @@ class CollapseDetector:
             self.losses.append(loss)
             del self.losses[:-max(self.cfg.window, 1)]
             now = self.loss_now()
+            self.evals_since_low += 1
             if now is not None and (self.min_level is None or now < self.min_level):
-                self.min_level = now
+                self.min_level, self.evals_since_low = now, 0
             if self.min_loss is None or loss < self.min_loss:
                 self.min_loss, self.min_step = loss, f.step
         if self.learned_at is not None:
@@ -178,7 +182,7 @@ class CollapseDetector:
         out: list[Alert] = []
         if new == self.state:
             self.evals_in_state += 1
-            if new in STUCK_STATES and self.evals_in_state >= self.cfg.stuck_evals and not self.stuck_warned:
+            if new in STUCK_STATES and self.stuck and not self.stuck_warned:
                 self.stuck_warned = True
                 out.append(self._alert(f, new, new, "warning",
                                        f"still {STUCK_STATES[new]} after {self.evals_in_state} evals (since step "
@@ -194,6 +198,13 @@ class CollapseDetector:
             msg += f"; {old} lasted {lasted} steps"
         out.append(self._alert(f, old, new, level, msg))
         return out
+
+    @property
+    def stuck(self) -> bool:
+        """The state has lasted ``stuck_evals`` evals and the loss made no new low in the last part of them
+        (:data:`STUCK_WITHOUT_LOW`): a run whose loss still falls is slow, not stuck."""
+        return self.evals_in_state >= self.cfg.stuck_evals and \
+            self.evals_since_low >= self.cfg.stuck_evals * STUCK_WITHOUT_LOW
 
     def observe_scale(self, step: int, scale: float) -> list[Alert]:
         """The mean ternary scale (absmean of the latent weights) at a weight snapshot."""

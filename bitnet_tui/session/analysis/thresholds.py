@@ -84,6 +84,9 @@ DECAY_REARM = 0.5
 """The decay alert re-arms once the scale is back within ``decay_factor`` x this of its peak."""
 SCALE_SHOWN = 1.5
 """Evidence quotes the ternary scale once it has fallen this many times below its peak."""
+STUCK_WITHOUT_LOW = 0.5
+"""A state is stuck once no new low of the windowed loss has come for this share of ``stuck_evals`` evals (the
+width-256 AdamW run at 1.5e-3 sat in the unigram band for 17 evals while its loss fell from 6.99 to 6.30)."""
 STUCK_STATES = {"not_learning": "not learning", "partial": "partly learned", "unigram": "in the unigram phase"}
 """States that warn once when they last ``stuck_evals`` evals, and how the warning names them."""
 

@@ -93,7 +93,6 @@ def judged(d: CollapseDetector, states: Sequence[tuple[int, str]], last: EvalPoi
     eval; ``ended``: whether the run has ended, so a short one that never left ln(vocab) "never learned")."""
     if last is None:
         return Verdict(NO_EVALS)
-    cfg = d.cfg
     collapse = next((s for s, st in states if st == "collapsed"), None)
     recovery = next((s for s, st in states if st == "recovered" and collapse is not None and s > collapse), None)
     fall = d.peak_scale / d.last_scale if d.peak_scale and d.last_scale else None
@@ -102,7 +101,7 @@ def judged(d: CollapseDetector, states: Sequence[tuple[int, str]], last: EvalPoi
               "evidence": d.evidence(last.figures())}
     if last.val_loss is not None and not math.isfinite(last.val_loss):
         return Verdict(DIVERGED, **common)
-    stuck = d.evals_in_state >= cfg.stuck_evals
+    stuck = d.stuck
     label = {
         "not_learning": NEVER_LEARNED if ended or stuck else TOO_EARLY,
         "partial": STUCK_PARTLY if stuck else PARTLY_LEARNED,

@@ -16,6 +16,7 @@ class Judge(Protocol):
     ln_vocab: float | None
     unigram_entropy: float | None
     state: str
+    low: bool
     losses: list[float]
     min_loss: float | None
     min_step: int | None
