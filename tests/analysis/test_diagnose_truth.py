@@ -41,3 +41,23 @@ def test_the_decay_threshold_is_the_runs_own(tmp_path):
     assert short_adam_run(tmp_path, fall=6.0, decay_factor=8.0).trouble is False  # 6x < 8x: not past it
     (tmp_path / "b").mkdir()
     assert short_adam_run(tmp_path / "b", fall=6.0, decay_factor=4.0).trouble is True
+
+
+def test_a_fix_applied_live_is_named_with_what_followed_and_not_offered_again(tmp_path):
+    """The seed report's fifth run: decouple at the decay alert, the loss falls back: diagnose says the cause was
+    fixed live at that step, quotes the loss and scale then and now, and offers no restart with the same fix."""
+    from bitnet_tui.session.log.events import Intervention
+
+    ln_v = math.log(50257)
+    losses = [ln_v, 9.0, 7.9, 8.2, 7.0, 6.8, 6.7, 6.6]
+    events = scripted_run([198, 2, 2, 1, 3, 5, 8, 12], val_losses=losses, ln_vocab=ln_v, unigram_entropy=6.59)
+    at = next(i for i, e in enumerate(events) if e.kind == "eval" and e.step == 300)
+    events.insert(at + 1, Intervention(step=300, time=events[at].time, action="decouple",
+                                       old="all parameters: wd 0.1, coupled L2", new="all parameters: wd 0.1, decoupled",
+                                       source="auto"))
+    events[0] = dataclasses.replace(events[0], argv=ARGV, audit=AUDIT)
+    d = diagnosed(tmp_path / "2026-01-01T00-00-00_h256_lr1.5e-3_adam.jsonl", events)
+    cause = next(c for c in d.causes if c.code == "coupled-l2")
+    assert cause.fixed.startswith("fixed in the running process at step 300 (decouple, by auto)")
+    assert "held-out loss 7.900 then, 6.600 now" in cause.fixed
+    assert not any("adamw" in cmd or "decouple" in cmd for _, cmd in d.tries)

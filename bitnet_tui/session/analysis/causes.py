@@ -10,7 +10,7 @@ docs/diagnosis.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bitnet_tui.session.analysis.thresholds import DECAY_REARM
 
@@ -59,6 +59,8 @@ RULES = (
          "not learned yet and stopped before SHORT_RUN steps: tier 4, below every measured cause"),
 )
 BY_CODE = {r.code: r for r in RULES}
+FIXED_BY = {"decouple": "coupled-l2", "no_decay_on": "decay-all", "set_wd": "decay-shrinking"}
+"""A live intervention (its action) -> the cause it fixes."""
 SHORT_RUN = 500
 """Steps below which a run that has not learned may simply be short: the default width-128 run leaves the
 unigram band by step 150-250 on the bundled corpus (measured)."""
@@ -75,6 +77,8 @@ class Cause:
     evidence: str
     tier: int
     """The kind of evidence behind it (:data:`TIERS`)."""
+    fixed: str = ""
+    """How it was fixed in the running process, when it was (then no fix is offered again)."""
 
     @property
     def evidence_kind(self) -> str:
@@ -101,6 +105,8 @@ class Evidence:
     lr: object
     lr_changes: Sequence[int]
     last_step: int
+    fixed: dict[str, str] = field(default_factory=dict)
+    """Cause code -> how it was fixed in the running process and what followed (a live intervention not undone)."""
 
 
 def cause(code: str, evidence: str, tier: int) -> Cause:
@@ -151,6 +157,10 @@ def causes(e: Evidence) -> list[Cause]:
     if e.not_learned_yet and e.last_step < SHORT_RUN:
         out.append(cause("short", f"it stopped at step {e.last_step}, before {SHORT_RUN}; models here leave the "
                                   "unigram band after a few hundred steps", 4))
+    for c in out:
+        if c.code in e.fixed:
+            c.fixed = e.fixed[c.code]
+            c.evidence += f"; {c.fixed}"
     order = {r.code: i for i, r in enumerate(RULES)}
     return sorted(out, key=lambda c: (c.tier, order[c.code]))
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bitnet_tui.session.analysis import verdict as V
-from bitnet_tui.session.analysis.causes import Cause, Evidence, causes
+from bitnet_tui.session.analysis.causes import FIXED_BY, Cause, Evidence, causes
 from bitnet_tui.session.analysis.fixes import FIXES, fill, in_their_terms, is_ours, live_command, same_run_with, values
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.analysis.summary import Summary
@@ -201,13 +201,39 @@ def _evidence(s: Summary, fold: RunFold, d: Diagnosis, fall: float, unlearned: b
         fall=fall, k=fold.thresholds.decay_factor, full_precision_falls=_full_precision_falls(s, fold),
         flips=_flip_now(fold), never_learned=s.verdict in (V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.STUCK_PARTLY),
         not_learned_yet=s.verdict in NOT_YET, degenerate=s.verdict in DEGENERATE,
-        lr=fmt_value(s.key_config.get("lr")), lr_changes=[st for st, _ in fold.lr_changes], last_step=s.last_step)
+        lr=fmt_value(s.key_config.get("lr")), lr_changes=[st for st, _ in fold.lr_changes], last_step=s.last_step,
+        fixed=fixed_live(fold))
+
+
+def fixed_live(fold: RunFold) -> dict[str, str]:
+    """Cause code -> "fixed in the running process at step N (decouple, by auto); since then: ..." for every
+    live fix in the log that was not undone, with the held-out loss and the ternary scale before and now."""
+    applied: list[tuple[str, int, str]] = []
+    for item in fold.timeline:
+        if item.kind != "intervention":
+            continue
+        if item.code == "undo_optim" and applied:
+            applied.pop()
+        elif item.code in FIXED_BY:
+            applied.append((item.code, item.step, item.text.rsplit("(by ", 1)[-1].rstrip(")")))
+    out: dict[str, str] = {}
+    for action, step, by in applied:
+        before = [e.val_loss for e in fold.evals if e.step <= step and e.val_loss is not None]
+        sc_before = [v for st, v in fold.scales if st <= step]
+        now = fold.evals[-1].val_loss if fold.evals else None
+        parts = [f"fixed in the running process at step {step} ({action}, by {by})"]
+        if before and now is not None:
+            parts.append(f"held-out loss {before[-1]:.3f} then, {now:.3f} now")
+        if sc_before and fold.scales:
+            parts.append(f"mean ternary scale {sc_before[-1]:.3g} then, {fold.scales[-1][1]:.3g} now")
+        out.setdefault(FIXED_BY[action], "; ".join(parts))
+    return out
 
 
 def _tries(s: Summary, d: Diagnosis, checkpoints: list[int]) -> list[tuple[str, str]]:
     """What to try, the live command first, then in the terms of whoever trains (our flags only for our runs)."""
     name, ours = s.name, is_ours(s.source, s.argv)
-    top = [c for c in d.causes if c.tier <= 3 and c.code in FIXES]
+    top = [c for c in d.causes if c.tier <= 3 and c.code in FIXES and not c.fixed]
     v = values(s.key_config.get("lr"), s.optimizer.get("weight_decay"))
     out: list[tuple[str, str]] = []
     if d.live and d.trouble:
@@ -216,7 +242,7 @@ def _tries(s: Summary, d: Diagnosis, checkpoints: list[int]) -> list[tuple[str, 
                 out.append((f"now, in the running process ({FIXES[c.code].what}; undo with undo-optim)",
                             live_command(FIXES[c.code], name, v)))
     if not d.trouble:  # nothing declined: a setting worth an A/B, not a rescue
-        top = [c for c in d.causes if c.tier == 5 and c.code in FIXES]
+        top = [c for c in d.causes if c.tier == 5 and c.code in FIXES and not c.fixed]
     low, last = s.min_loss_step, s.last_step
     declined = low is not None and low < last
     good = [c for c in checkpoints if low is not None and declined and c <= low]
