@@ -66,6 +66,14 @@ def print_diagnosis(d: Diagnosis) -> None:
         con.print(Text(f" - {printable(what, 200)}: ") + Text(printable(cmd, 400), style="bold"))
 
 
+def top_cause(d: Diagnosis) -> str:
+    """The first cause with measured or configured evidence, a few words; "(fixed live)" once it was."""
+    if not d.causes or d.causes[0].tier > 3:
+        return "—"
+    c = d.causes[0]
+    return c.title.split(":")[0] + (" (fixed live)" if c.fixed else "")
+
+
 def print_diagnoses(paths: list[Path], as_json: bool = False) -> None:
     results = []
     for p in paths:
@@ -98,7 +106,7 @@ def print_diagnoses(paths: list[Path], as_json: bool = False) -> None:
             t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in keys],
                       cell(d.headline(short=True)),
                       cell("—" if d.began is None else str(d.began)),
-                      cell(d.causes[0].title.split(":")[0] if d.causes and d.causes[0].tier <= 3 else "—"))
+                      cell(top_cause(d)))
         con.print(t)
         print_left_out(con, hidden)
         con.print("")
