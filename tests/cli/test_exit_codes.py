@@ -68,3 +68,16 @@ def test_130_and_143_are_the_signal_rows():
 
     assert (exit_code("interrupted"), exit_code("terminated"), exit_code("hangup")) == (130, 143, 129)
     assert (exit_code("finished"), exit_code("stopped"), exit_code("nonfinite"), exit_code("error")) == (0, 0, 1, 1)
+
+
+def test_2_a_negative_value_is_named_as_such_not_as_an_unknown_option(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from bitnet_tui.app.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["bitnet-tui", "ctl", "latest", "set-wd", "-1", "--sessions-dir", str(tmp_path)])
+    with pytest.raises(SystemExit) as ex:
+        main()
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and "-1 is read as an option; a negative value is out of range" in err
+    assert err.count("\n") == 1

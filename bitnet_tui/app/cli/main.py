@@ -10,6 +10,7 @@ import torch: the viewer's commands (``sessions``, ``summary``, ``compare``, ``d
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 # OpenMP threads that spin while waiting steal the CPU from the dashboard's thread and from other jobs on a
@@ -40,6 +41,10 @@ def main() -> None:
         where = f"{ctx.command_path}: " if ctx is not None else ""
         format_message = getattr(e, "format_message", None)
         message = format_message() if format_message is not None else str(e)
+        option = getattr(e, "option_name", "") or ""
+        if re.fullmatch(r"-\d[\d.e+-]*", option):  # ``ctl latest set-wd -1``: a negative number, not an option
+            message = f"{option} is read as an option; a negative value is out of range here (LR, weight decay " \
+                "and factors are >= 0)"
         try:
             fail(f"{where}{message} (see --help)", getattr(e, "exit_code", USAGE) or USAGE)
         except typer.Exit as ex:
