@@ -105,10 +105,16 @@ def audit_findings(optimizer: Any, model: Any, inputs: dict[str, Any] | bool) ->
     return audit(optimizer, model, **(inputs if isinstance(inputs, dict) else {}))
 
 
-def start_alerts(step: int, findings: list[dict[str, Any]], unigram_warning: str) -> list[Alert]:
-    """The alerts a run starts with: each audit finding with its fix, and the unigram figure's warning."""
+def start_alerts(step: int, findings: list[dict[str, Any]], unigram_warning: str, layers: int) -> list[Alert]:
+    """The alerts a run starts with: each audit finding with its fix, the unigram figure's warning, and a warning
+    when no ternary layer was found (``layers``: how many were)."""
     out = [Alert(step=step, time=time.time(), level=f["level"], code="audit",
                  message=f"{f['message']}; fix: {f['fix']}", data=dict(f)) for f in findings]
+    if not layers:
+        out.append(Alert(step=step, time=time.time(), level="warning", code="no-layers",
+                         message="no ternary layers found (a class named like BitLinear, or an nn.Linear subclass "
+                                 "with its own forward): the ternary scales, zero shares and flip rates are not "
+                                 "measured, so decaying weights cannot be seen; pass MonitorConfig(layers=[...])"))
     if unigram_warning:
         out.append(Alert(step=step, time=time.time(), level="warning", code="unigram", message=unigram_warning,
                          data={"source": HELD_OUT}))

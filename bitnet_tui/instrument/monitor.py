@@ -143,7 +143,7 @@ class Monitor:
         atexit.register(self._at_exit)
         findings = audit_findings(self.optimizer, self.model, self.facts.audit)
         self.emit(self.header(findings))
-        for alert in start_alerts(self.step_count, findings, self._unigram_warning):
+        for alert in start_alerts(self.step_count, findings, self._unigram_warning, len(self.diagnostics.layers)):
             self.emit(alert)
         if self.facts.eval_at_start and self.step_count == 0:
             self._diagnose(evals=True, weights=True)

@@ -36,21 +36,35 @@ def unwrap(model: Any) -> Any:
 
 def find_ternary_layers(model: Any, layers: Any = None) -> list[tuple[str, nn.Module]]:
     """(name, module) of the ternary layers: ``layers`` if given (modules, or a name -> module mapping), else
-    every module whose class name contains ``BitLinear`` and that holds a trainable floating-point weight."""
+    every module with a 2-D floating-point weight whose class is named like a ternary layer (:data:`TERNARY_NAMES`)
+    or, when none is, every subclass of ``nn.Linear`` with its own ``forward`` (how a user writes one: the plain
+    ``nn.Linear`` head and projections are left out), or else every module of the user's own classes holding a
+    weight matrix."""
     model = unwrap(model)
     names = {id(m): n for n, m in model.named_modules()}
     if layers is not None:
         items: Iterable[Any] = layers.items() if isinstance(layers, dict) else \
             ((names.get(id(m), f"layer{i}"), m) for i, m in enumerate(layers))
         return [(str(n), m) for n, m in items]
-    out = []
+    named, custom, other = [], [], []
     for name, m in model.named_modules():
         w = getattr(m, "weight", None)
-        if "BitLinear" in type(m).__name__ and isinstance(w, torch.Tensor) and w.is_floating_point() and w.dim() == 2:
-            if getattr(m, "quant", True) is False:
-                continue  # bitnet-tui's full-precision control
-            out.append((name, m))
-    return out
+        if not (isinstance(w, torch.Tensor) and w.is_floating_point() and w.dim() == 2):
+            continue
+        if getattr(m, "quant", True) is False:
+            continue  # bitnet-tui's full-precision control
+        if any(k in type(m).__name__.lower() for k in TERNARY_NAMES):
+            named.append((name, m))
+        elif isinstance(m, nn.Linear) and type(m).forward is not nn.Linear.forward:
+            custom.append((name, m))
+        elif not type(m).__module__.startswith("torch.") and not isinstance(m, (nn.Linear, nn.Embedding)) and \
+                isinstance(w, nn.Parameter):
+            other.append((name, m))  # a user's own layer class holding a weight matrix
+    return named or custom or other
+
+
+TERNARY_NAMES = ("bitlinear", "ternary", "bitnet", "b158", "bit158", "quantlinear", "quantizedlinear")
+"""Lower-case pieces of a class name that mark a ternary layer."""
 
 
 def norm_gains(model: Any) -> float | None:

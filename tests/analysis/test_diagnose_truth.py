@@ -53,8 +53,8 @@ def test_a_fix_applied_live_is_named_with_what_followed_and_not_offered_again(tm
     events = scripted_run([198, 2, 2, 1, 3, 5, 8, 12], val_losses=losses, ln_vocab=ln_v, unigram_entropy=6.59)
     at = next(i for i, e in enumerate(events) if e.kind == "eval" and e.step == 300)
     events.insert(at + 1, Intervention(step=300, time=events[at].time, action="decouple",
-                                       old="all parameters: wd 0.1, coupled L2", new="all parameters: wd 0.1, decoupled",
-                                       source="auto"))
+                                       old="all parameters: wd 0.1, coupled L2",
+                                       new="all parameters: wd 0.1, decoupled", source="auto"))
     events[0] = dataclasses.replace(events[0], argv=ARGV, audit=AUDIT)
     d = diagnosed(tmp_path / "2026-01-01T00-00-00_h256_lr1.5e-3_adam.jsonl", events)
     cause = next(c for c in d.causes if c.code == "coupled-l2")

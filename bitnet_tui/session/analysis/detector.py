@@ -36,6 +36,7 @@ from typing import Any
 from bitnet_tui.session.analysis import words
 from bitnet_tui.session.analysis.thresholds import (
     DECAY_REARM,
+    DECAY_WHATEVER_LOSS,
     GAP_SHARE_WITHOUT_UNIGRAM,
     LEVEL,
     STATES,
@@ -47,6 +48,9 @@ from bitnet_tui.session.analysis.thresholds import (
 )
 from bitnet_tui.session.analysis.words import finite
 from bitnet_tui.session.log.events import Alert
+
+WHILE = {False: "while the loss is not improving",
+         True: "even though the loss still falls (the full-precision parts learn; the ternary layers carry ever less)"}
 
 
 @dataclass
@@ -220,14 +224,14 @@ class CollapseDetector:
             return []
         loss = self.loss_now()
         improving = loss is not None and self.min_level is not None and loss <= self.min_level + 1e-9
-        if self.decay_warned or improving:
+        if self.decay_warned or (improving and fall < self.cfg.decay_factor ** DECAY_WHATEVER_LOSS):
             return []
         self.decay_warned = True
         loss_txt = f"held-out loss median of the last {len(self.losses[-self.cfg.window:])} evals {loss:.3f}, lowest " \
             f"eval {self.min_loss:.3f} at step {self.min_step}" if loss is not None and self.min_loss is not None \
             else "no held-out loss"
         msg = (f"weights decaying toward zero: the mean ternary scale fell {fall:.1f}x (from {self.peak_scale:.3g} at "
-               f"step {self.peak_scale_step} to {scale:.3g}) while the loss is not improving ({loss_txt}); "
+               f"step {self.peak_scale_step} to {scale:.3g}) {WHILE[improving]} ({loss_txt}); "
                "check the optimizer's weight decay (coupled L2 in Adam shrinks every weight); fix it in the running "
                "process: D in the dashboard or bitnet-tui ctl SESSION decouple (Adam's L2), W or set-wd to lower "
                "the decay, Z or no-decay-on norms,embeddings")

@@ -80,6 +80,11 @@ the larger share keeps the near-uniform band narrow, so a model is not called "n
 UNLEARN_EXIT = 0.5
 """Hysteresis: an un-learning run leaves that state only when the climb falls below this share of ``unlearn_rise``
 (one noisy eval back down is not a recovery)."""
+DECAY_WHATEVER_LOSS = 2.0
+"""A fall of ``decay_factor`` to this power (16x at the default) is decay whatever the loss does: a user's loop
+under Adam + coupled L2 measured its ternary scale ÷7,000 in 300 steps while the loss still fell, the head and
+embeddings learning around ternary layers that carry almost nothing; healthy runs' scales rise or stay
+within 2x of their peak."""
 DECAY_REARM = 0.5
 """The decay alert re-arms once the scale is back within ``decay_factor`` x this of its peak."""
 SCALE_SHOWN = 1.5

@@ -1,0 +1,46 @@
+"""Diagnosis in a user's own loop: the same truth for a foreign model, ternary class and optimizer as for ours.
+The seed report's optimizer (Adam, coupled L2 on every parameter) decays the user's ternary layers and
+``diagnose`` says so with the optimizer first, in the user's terms; AdamW with decay on 2-D weights does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from bitnet_tui.app.cli.diagnose import diagnose_path
+from bitnet_tui.session.log.reader import read_session
+from tests.integrations.user_loop import train
+
+pytestmark = pytest.mark.slow
+
+
+def test_adam_with_coupled_l2_in_a_users_loop_is_named_with_the_optimizer_first(tmp_path, cache_dir):
+    seen: dict = {}
+
+    def midway(mon):
+        if mon.step_count == 200:  # another shell runs diagnose while the run goes on
+            seen["live"] = diagnose_path(mon.session_path)[0]
+
+    log = train(tmp_path / "s", "adam", cache=cache_dir, control=True, on_step=midway)
+    data = read_session(log)
+    assert not any(e.kind == "alert" and e.code == "no-layers" for e in data.events)  # TernaryDense was found
+    assert any(e.kind == "alert" and e.code == "decay" for e in data.events)
+    live = seen["live"]
+    assert live.running and live.step == 200 and not live.ended_well
+    assert live.causes[0].code == "coupled-l2" and live.causes[0].tier == 1
+    assert live.tries[0][1].split()[:3] == ["bitnet-tui", "ctl", log.name.removesuffix(".jsonl")]
+    assert live.tries[0][1].endswith("decouple")  # the live fix first ...
+    assert any(c.startswith("torch.optim.AdamW(") for _, c in live.tries)  # ... then the change in their code
+    d, _ = diagnose_path(log)
+    assert not d.running and not d.ended_well and d.trouble
+    assert d.causes[0].code == "coupled-l2" and "weights decaying" in d.headline()
+    assert "unigram phase" not in d.disease
+    for _, change in d.tries:
+        assert "--" not in change and "bitnet-tui run" not in change  # never our run flags in their loop
+
+
+def test_adamw_with_decay_on_2d_weights_in_a_users_loop_raises_no_decay(tmp_path, cache_dir):
+    log = train(tmp_path / "s", "adamw", cache=cache_dir)
+    data = read_session(log)
+    assert not any(e.kind == "alert" and e.code in ("decay", "no-layers") for e in data.events)
+    d, _ = diagnose_path(log)
+    assert not d.trouble and all(c.code != "coupled-l2" for c in d.causes) and d.decayed is None
