@@ -44,3 +44,17 @@ def test_adamw_with_decay_on_2d_weights_in_a_users_loop_raises_no_decay(tmp_path
     assert not any(e.kind == "alert" and e.code in ("decay", "no-layers") for e in data.events)
     d, _ = diagnose_path(log)
     assert not d.trouble and all(c.code != "coupled-l2" for c in d.causes) and d.decayed is None
+
+
+def test_what_a_users_run_lacks_is_named_with_what_it_would_need(tmp_path, cache_dir):
+    from typer.testing import CliRunner
+
+    from bitnet_tui.app.cli.main import app
+
+    log = train(tmp_path / "s", "adamw", cache=cache_dir, steps=40)
+    d, _ = diagnose_path(log)
+    figures = dict(d.figures)
+    assert "estimated from the held-out batches" in figures["ln(vocab) / unigram entropy"]
+    assert "MonitorConfig(unigram=" in figures["ln(vocab) / unigram entropy"]
+    out = CliRunner().invoke(app, ["diagnose", str(log)]).stdout
+    assert "run_ended: finished at step 40" in out.splitlines()[0] + out.splitlines()[1]

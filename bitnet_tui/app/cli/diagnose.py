@@ -46,6 +46,8 @@ def print_diagnosis(d: Diagnosis) -> None:
     if d.running:
         head.append(f"  running, at step {d.step}" + (" (steerable: bitnet-tui ctl)" if d.live else ""),
                     style="bold")
+    elif d.ended and not d.failed:
+        head.append(f"  run_ended: {d.ended}", style="dim")
     con.print(head)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")

@@ -65,6 +65,8 @@ class Diagnosis:
     """No ``run_ended`` yet: the verdict is about the run so far."""
     step: int = 0
     """The last step the log holds."""
+    ended: str = ""
+    """How the log's ``run_ended`` says it ended (``finished at step 300``), once it has."""
     live: bool = False
     """It serves its control socket: a fix can be applied in the running process."""
 
@@ -108,6 +110,8 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int], *, live: bool = 
     if d.trouble and s.verdict != V.UNLEARNED and fall >= k and any(i.code == "decay" for i in fold.timeline):
         d.decayed = fall
     end = fold.ended
+    if end is not None:
+        d.ended = f"{printable(end.reason, 40)} at step {end.step}"
     if end is not None and end.reason in FAILED_ENDS and s.verdict != V.DIVERGED:  # diverged says it already
         d.failed = f"{printable(end.reason, 40)} at step {end.step}" + (f": {printable(end.error, 300)}"
                                                                          if end.error else "")
@@ -139,7 +143,11 @@ def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
     else:
         out = [("held-out loss now", fmt_value(s.last_val_loss)),
                ("lowest held-out loss", "—" if s.min_loss is None else f"{s.min_loss:.3f} at step {s.min_loss_step}")]
-    out.insert(1, ("ln(vocab) / unigram entropy", f"{fmt_value(s.ln_vocab)} / {fmt_value(s.unigram_entropy)}"))
+    out.insert(1, ("ln(vocab) / unigram entropy", f"{fmt_value(s.ln_vocab)} / {fmt_value(s.unigram_entropy)}"
+                                                   f"{unigram_source(fold)}"))
+    if fold.last_weights is not None and not fold.last_weights.layers:
+        out.append(("ternary layers", "none found: scales, zero shares and flip rates are not measured, so decaying "
+                                      "weights cannot be seen (pass MonitorConfig(layers=[...]))"))
     if s.last_unique is not None:
         out.append(("unique tokens (greedy)", f"{s.last_unique}/{s.generated} (lowest {s.min_unique} at step "
                                               f"{s.min_unique_step})"))
@@ -163,6 +171,16 @@ def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
             out.append((label, f"{fmt_value(now)} now{was}"))
     out.append(("LR changes", str(len(fold.lr_changes))))
     return out
+
+
+def unigram_source(fold: RunFold) -> str:
+    """Where the unigram entropy the run was judged against came from, when not from the run's own corpus."""
+    if any(e.unigram_entropy is not None for e in fold.evals):
+        return " (counted from the training batches)"
+    if any(i.code == "unigram" for i in fold.timeline):
+        return (" (estimated from the held-out batches, biased low on a small sample: pass MonitorConfig(unigram="
+                "token counts) or mon.step(loss, batch=x))")
+    return ""
 
 
 def _scale_fall(s: Summary, fold: RunFold) -> float:
