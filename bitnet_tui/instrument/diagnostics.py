@@ -23,6 +23,7 @@ from bitnet_tui.instrument.weights import (
     unwrap,
 )
 from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
+from bitnet_tui.session.analysis.thresholds import DEAD_ZERO
 from bitnet_tui.session.log.events import Alert, EvalDone, Event, WeightsSnapshot
 
 
@@ -166,6 +167,7 @@ class Diagnostics:
         ev = WeightsSnapshot(step=step, time=time.time(), layers=layers, norm_gain=gain, embed_norm=emb)
         scales = [lw.scale for lw in layers if math.isfinite(lw.scale)]
         alerts = self.detector.observe_scale(step, sum(scales) / len(scales)) if scales else []
+        alerts += self.detector.observe_dead(step, [lw.name for lw in layers if lw.zero >= DEAD_ZERO], len(layers))
         return [ev, *alerts]
 
     def state_dict(self) -> dict[str, Any]:

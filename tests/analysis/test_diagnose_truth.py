@@ -61,3 +61,20 @@ def test_a_fix_applied_live_is_named_with_what_followed_and_not_offered_again(tm
     assert cause.fixed.startswith("fixed in the running process at step 300 (decouple, by auto)")
     assert "held-out loss 7.900 then, 6.600 now" in cause.fixed
     assert not any("adamw" in cmd or "decouple" in cmd for _, cmd in d.tries)
+
+
+def test_no_decline_is_claimed_for_a_run_whose_lowest_loss_is_its_last(tmp_path):
+    """The weights decay (scale /6) while the loss is still at its lowest at the last eval: the advice never
+    speaks of a checkpoint "from before the decline"."""
+    ln_v = math.log(4096)
+    events = scripted_run([3, 3, 3, 3], val_losses=[ln_v, 7.4, 7.3, 7.2], ln_vocab=ln_v, unigram_entropy=6.5)
+    snaps = [i for i, e in enumerate(events) if isinstance(e, WeightsSnapshot)]
+    for n, i in enumerate(snaps):
+        s = 0.02 / (1 + 5 * n / (len(snaps) - 1))
+        events[i] = dataclasses.replace(events[i], layers=tuple(dataclasses.replace(lw, scale=s)
+                                                                for lw in events[i].layers))
+    events[0] = dataclasses.replace(events[0], argv=ARGV, audit=AUDIT)
+    d = diagnosed(tmp_path / "2026-01-01T00-00-00_h256_lr1.5e-3_adam.jsonl", events, checkpoints=[400])
+    assert d.trouble and d.causes[0].code == "coupled-l2"
+    assert not any("before the decline" in what for what, _ in d.tries)
+    assert any("at its lowest now" in what for what, _ in d.tries)

@@ -58,3 +58,42 @@ def test_what_a_users_run_lacks_is_named_with_what_it_would_need(tmp_path, cache
     assert "MonitorConfig(unigram=" in figures["ln(vocab) / unigram entropy"]
     out = CliRunner().invoke(app, ["diagnose", str(log)]).stdout
     assert "run_ended: finished at step 40" in out.splitlines()[0] + out.splitlines()[1]
+
+
+def test_a_users_flat_config_is_read_where_our_nested_one_is(tmp_path, cache_dir):
+    from typer.testing import CliRunner
+
+    from bitnet_tui.app.cli.main import app
+    from bitnet_tui.session.analysis.summary import read_summary
+
+    log = train(tmp_path / "s", "adamw", cache=cache_dir, steps=20)  # config={"lr": 1.5e-3, "optimizer": "adamw"}
+    s = read_summary(log)
+    assert s.key_config["lr"] == 1.5e-3 and s.key_config["optimizer"] == "adamw"
+    wide = CliRunner().invoke(app, ["sessions", "--wide", "--sessions-dir", str(tmp_path / "s")]).stdout
+    assert "1.5e-3" in wide and "adamw" in wide
+
+
+def test_a_ternary_layer_gone_entirely_to_zero_is_an_alert_and_in_diagnose(tmp_path, cache_dir):
+    """A layer whose latent weights sit below the quantiser's clamp floor rounds every weight to 0: the Monitor
+    says so at the snapshot (not only summary), and diagnose lists it with its cause."""
+    import torch
+
+    from tests.integrations import user_loop
+
+    real = user_loop.UserGPT.__init__
+
+    def shrunk(self, *a, **kw):
+        real(self, *a, **kw)
+        with torch.no_grad():
+            self.fc2.weight.mul_(1e-6)  # far below the absmean floor of 1e-5: every ternary value 0
+        self.fc2.weight.requires_grad_(False)  # and it stays there
+
+    user_loop.UserGPT.__init__ = shrunk
+    try:
+        log = train(tmp_path / "s", "adamw", cache=cache_dir, steps=20)
+    finally:
+        user_loop.UserGPT.__init__ = real
+    alerts = [e for e in read_session(log).events if e.kind == "alert" and e.code == "dead-layers"]
+    assert len(alerts) == 1 and alerts[0].step == 0 and "fc2" in alerts[0].message
+    d, _ = diagnose_path(log)
+    assert "fc2" in dict(d.figures).get("ternary layers entirely zero", "")

@@ -45,6 +45,9 @@ RULES = (
     Rule("decay-all", "weight decay on norm gains and embeddings",
          "audit found decay on them; tier 2 when a norm gain or the embedding RMS fell decay_factor x, tier 3 "
          "in other trouble, else tier 5"),
+    Rule("dead-layers", "ternary layers entirely zero",
+         "a layer with 99.9% of its ternary weights at 0 in the last snapshot, in trouble: tier 1, or tier 3 when the "
+         "scale fell decay_factor x (then it follows from the decay)"),
     Rule("frozen", "ternary weights frozen",
          "flip rate below 1e-3 in a run that never learned: tier 2"),
     Rule("thrashing", "ternary weights thrashing",
@@ -107,6 +110,8 @@ class Evidence:
     last_step: int
     fixed: dict[str, str] = field(default_factory=dict)
     """Cause code -> how it was fixed in the running process and what followed (a live intervention not undone)."""
+    dead: Sequence[str] = ()
+    """Ternary layers entirely zero in the last snapshot."""
 
 
 def cause(code: str, evidence: str, tier: int) -> Cause:
@@ -139,6 +144,11 @@ def causes(e: Evidence) -> list[Cause]:
         if fp:
             ev += "; " + "; ".join(f"the {what} fell {fell:.0f}x" for what, fell in fp)
         out.append(cause("decay-all", ev, 2 if fp and e.trouble else 3 if e.trouble else 5))
+    if e.dead and e.trouble:
+        shown = ", ".join(e.dead[:4]) + (f" and {len(e.dead) - 4} more" if len(e.dead) > 4 else "")
+        follows = "; with the scale this far below its peak it follows from the decay" if past else ""
+        out.append(cause("dead-layers", f"{len(e.dead)} ternary layer(s) round every weight to 0 ({shown}): they "
+                                        f"pass nothing{follows}", 3 if past else 1))
     if e.flips is not None and e.trouble:
         if e.flips < FROZEN and e.never_learned:
             out.append(cause("frozen", f"flip rate {e.flips:.4f}: the weights barely change", 2))

@@ -81,6 +81,7 @@ class CollapseDetector:
     last_scale: float | None = None
     decay_warned: bool = False
     stuck_warned: bool = False
+    dead_warned: bool = False
     evals_since_low: int = 0
     """Evals since the windowed loss last reached a new low (a run still improving is not stuck)."""
     losses: list[float] = field(default_factory=list)
@@ -238,6 +239,21 @@ class CollapseDetector:
         return [Alert(step=step, time=time.time(), level="warning", code="decay", message=msg,
                       val_loss=loss, data={"scale": scale, "peak_scale": self.peak_scale,
                                            "peak_step": self.peak_scale_step, "fall": fall})]
+
+    def observe_dead(self, step: int, names: list[str], total: int) -> list[Alert]:
+        """Ternary layers whose every weight rounds to 0 at a snapshot (``names`` of ``total``): once, re-armed
+        when none is left."""
+        if not names:
+            self.dead_warned = False
+            return []
+        if self.dead_warned:
+            return []
+        self.dead_warned = True
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        return [Alert(step=step, time=time.time(), level="warning", code="dead-layers",
+                      message=f"{len(names)} of {total} ternary layers are entirely zero ({shown}): every weight "
+                              "rounds to 0, so they pass nothing; this follows the scales' decay when the weights "
+                              "are decaying", data={"layers": list(names[:50]), "total": total})]
 
     # -- words (analysis/words.py) -----------------------------------------------------------
     def says(self, state: str, f: EvalFigures) -> str:

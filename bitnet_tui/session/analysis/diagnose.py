@@ -18,6 +18,7 @@ from bitnet_tui.session.analysis.causes import FIXED_BY, Cause, Evidence, causes
 from bitnet_tui.session.analysis.fixes import FIXES, fill, in_their_terms, is_ours, live_command, same_run_with, values
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.analysis.summary import Summary
+from bitnet_tui.session.analysis.thresholds import DEAD_ZERO
 from bitnet_tui.session.log.events import FAILED_ENDS, jsonable
 from bitnet_tui.session.text import fmt_value, printable
 
@@ -145,6 +146,10 @@ def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
                ("lowest held-out loss", "—" if s.min_loss is None else f"{s.min_loss:.3f} at step {s.min_loss_step}")]
     out.insert(1, ("ln(vocab) / unigram entropy", f"{fmt_value(s.ln_vocab)} / {fmt_value(s.unigram_entropy)}"
                                                    f"{unigram_source(fold)}"))
+    dead = dead_layers(fold)
+    if dead:
+        out.append(("ternary layers entirely zero", f"{len(dead)} of {len(fold.last_weights.layers)}: "  # type: ignore
+                                                    + ", ".join(dead[:6]) + (" ..." if len(dead) > 6 else "")))
     if fold.last_weights is not None and not fold.last_weights.layers:
         out.append(("ternary layers", "none found: scales, zero shares and flip rates are not measured, so decaying "
                                       "weights cannot be seen (pass MonitorConfig(layers=[...]))"))
@@ -220,7 +225,13 @@ def _evidence(s: Summary, fold: RunFold, d: Diagnosis, fall: float, unlearned: b
         flips=_flip_now(fold), never_learned=s.verdict in (V.NEVER_LEARNED, V.STUCK_UNIGRAM, V.STUCK_PARTLY),
         not_learned_yet=s.verdict in NOT_YET, degenerate=s.verdict in DEGENERATE,
         lr=fmt_value(s.key_config.get("lr")), lr_changes=[st for st, _ in fold.lr_changes], last_step=s.last_step,
-        fixed=fixed_live(fold))
+        fixed=fixed_live(fold), dead=dead_layers(fold))
+
+
+def dead_layers(fold: RunFold) -> list[str]:
+    """Names of the ternary layers entirely zero in the last snapshot."""
+    w = fold.last_weights
+    return [printable(lw.name, 120) for lw in (w.layers if w else ()) if lw.zero >= DEAD_ZERO]
 
 
 def fixed_live(fold: RunFold) -> dict[str, str]:
@@ -277,7 +288,7 @@ def _tries(s: Summary, d: Diagnosis, checkpoints: list[int]) -> list[tuple[str, 
                         f"with {fix.what}", shlex.join(["bitnet-tui", "run", "--from", f"{name}@{good[-1]}", *add])))
         else:
             why = f"no checkpoint was kept from before the decline after step {low}" if declined else \
-                "its loss never declined from its lowest"
+                f"the held-out loss is at its lowest now, step {low}: the decline is in the weights"
             why += "; the kept ones hold the decayed weights" if checkpoints and declined else ""
             out.append((f"start the run again with {fix.what} ({why})",
                         same_run_with(s.argv, add, fix.drop) or f"the same training with {' '.join(add)}"))

@@ -28,11 +28,16 @@ KEY_CONFIG = (
 
 
 def config_at(cfg: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` (our nested form, ``train.lr``), else at its last key alone: the flat form a user's
+    loop passes (``config={"lr": 1.5e-3}``)."""
     cur = cfg
     for k in path:
         if not isinstance(cur, dict):
-            return None
+            cur = None
+            break
         cur = cur.get(k)
+    if cur is None and isinstance(cfg, dict) and not isinstance(cfg.get(path[-1]), dict):
+        return cfg.get(path[-1])
     return cur
 
 

@@ -85,6 +85,8 @@ DECAY_WHATEVER_LOSS = 2.0
 under Adam + coupled L2 measured its ternary scale ÷7,000 in 300 steps while the loss still fell, the head and
 embeddings learning around ternary layers that carry almost nothing; healthy runs' scales rise or stay
 within 2x of their peak."""
+DEAD_ZERO = 0.999
+"""A ternary layer with this share of its weights at 0 is dead: it passes (almost) nothing."""
 DECAY_REARM = 0.5
 """The decay alert re-arms once the scale is back within ``decay_factor`` x this of its peak."""
 SCALE_SHOWN = 1.5
