@@ -16,7 +16,7 @@ from typing import Any
 
 from bitnet_tui.session.analysis.detector import DetectorConfig
 
-NONFINITE = ("pause", "stop")
+NONFINITE = ("auto", "pause", "stop")
 
 
 @dataclass(kw_only=True)
@@ -55,8 +55,10 @@ class MonitorConfig:
     """Steps the loop will run, for progress and for the evals at the last step."""
     report_metric: bool = False
     """Also measure the seed report's 20-token figure at each eval."""
-    on_nonfinite: str = "pause"
-    """A non-finite loss: "pause" (a person can lower the LR and resume) or "stop" (``should_stop``)."""
+    on_nonfinite: str = "auto"
+    """A non-finite loss: "stop" (``should_stop``; the update was skipped or the checkpoint before it is named),
+    "pause" (the loop waits in ``step`` until ``bitnet-tui ctl SESSION resume`` or ``stop``, said on stderr), or
+    "auto": stop, unless the autopilot is on (it lowers the LR and resumes): a job nobody watches never hangs."""
     log_every: int = 1
     """Steps between read-backs of the loss from the device (1: a host sync every step)."""
     tensorboard: str | None = None
@@ -73,6 +75,11 @@ class MonitorConfig:
     """Opt-in: when the detector names decaying weights or un-learning and the audit names coupled L2 or decay on
     norms/embeddings, apply the matching fix once; lower the LR on a loss spike or a non-finite loss (with a
     cooldown). Every action is an intervention with source ``auto``, undoable."""
+
+    @property
+    def stops_on_nonfinite(self) -> bool:
+        """Whether a non-finite loss stops the run (else it pauses, for a person or the autopilot to resume)."""
+        return self.on_nonfinite == "stop" or (self.on_nonfinite == "auto" and not self.autopilot)
 
     def __post_init__(self) -> None:
         _positive("gen_tokens", self.gen_tokens)

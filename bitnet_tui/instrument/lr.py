@@ -38,6 +38,10 @@ class LRControl:
         self._saved: list[Any] = []
         self._handles: list[Any] = []
 
+    def current(self) -> float | None:
+        """The LR the last optimizer step used; before the first step, the LR the first one will use."""
+        return self.applied if self.applied is not None else self.lr_now()
+
     # -- the rule ------------------------------------------------------------------------------
     def factor(self) -> float:
         if not self.rules:

@@ -24,6 +24,7 @@ import torch
 
 from bitnet_tui.instrument.audit import audit_findings, start_alerts
 from bitnet_tui.instrument.autopilot import Autopilot
+from bitnet_tui.instrument.calls import Guarded, check_step
 from bitnet_tui.instrument.checkpoints import CheckpointStore, kept_steps, save_with_retry
 from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts, checked
 from bitnet_tui.instrument.diagnostics import diagnostics_for
@@ -73,21 +74,22 @@ class Monitor:
         if optimizer is not None:
             self.lr.attach(getattr(optimizer, "optimizer", optimizer))
         self.optim = optim_control(model, optimizer)
-        self.steering = Steering(self.lr, self.emitter.emit, self.optim)
+        self.steering = Steering(self.lr, self.emitter.emit, self.optim, announce=f.source != "bitnet-tui run")
         self.autopilot = Autopilot(self.steering.send, self.emit) if o.autopilot else None
         self.device = device = next(iter(unwrap(model).parameters())).device
-        self.readback = Readback(self.emit, self.world, applied_lr=lambda: self.lr.applied,
+        self.readback = Readback(self.emit, self.world, applied_lr=self.lr.current,
                                  weight_decay=lambda: step_wd(self.optim, optimizer), device=device,
                                  log_every=o.log_every,
                                  flops=(f.flops_per_token, f.peak_flops),
                                  on_nonfinite=lambda *a: self.steering.nonfinite(
-                                     *a, stop=o.on_nonfinite == "stop", skipped=f.skips_nonfinite,
+                                     *a, stop=o.stops_on_nonfinite, skipped=f.skips_nonfinite,
                                      kept=lambda: kept_steps(self._store)))
         self._store = CheckpointStore(Path("."), o.save, keep=o.keep_checkpoints, suffix=f.checkpoint_suffix) \
             if o.save is not None else None
         self._closers: list[Callable[[], Any]] = [self.optim.detach] if self.optim is not None else []
         self._started = self._closed = self._prepared = False
         self.last_end: RunEnded | None = None
+        self.guard = Guarded()
         b, self.diagnostics, self._counts = diagnostics_for(model, decode, prompts, val_batches, o, f, device)
         self._unigram_warning = held_out_warning(b.unigram_entropy or 0.0, b.tokens, b.vocab) if b.estimated else ""
         self.vocab_size, self.ln_vocab, self.unigram_entropy = b.vocab, b.ln_vocab, b.unigram_entropy
@@ -193,8 +195,7 @@ class Monitor:
         return end
 
     def close_for(self, exc: BaseException | None) -> RunEnded:
-        """End the run as ``exc`` ended the loop (None: it finished, or stopped when told to). Before
-        :meth:`start` nothing was written: the end is returned, not logged."""
+        """End the run as ``exc`` ended the loop (None: finished, or told to stop); before start, not logged."""
         if not self._started:
             how = ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active)
             self.last_end = RunEnded(step=self.step_count, time=time.time(), reason=how.reason,
@@ -221,8 +222,7 @@ class Monitor:
             self._end(ending_at_exit())
 
     def observe_tokens(self, batch: Any) -> None:
-        """Count a training batch's ids (a tensor, ``(x, y)``, a dict with ``input_ids``) for the unigram entropy,
-        on its device, no host sync (:mod:`~.unigram`); a no-op when the unigram figure was given."""
+        """Count a training batch's ids (tensor, ``(x, y)``, ``{"input_ids"}``) for the unigram entropy."""
         if self._counts is not None:
             self._counts.add(batch)
 
@@ -232,6 +232,7 @@ class Monitor:
         ``loss`` may be a tensor, read back every ``log_every`` steps; ``batch``: see :meth:`observe_tokens`."""
         if not self._started:
             self.start()
+        loss = check_step(loss, closed=self._closed, pid=self._pid)  # a clear error here, before anything changes
         if batch is not None:
             self.observe_tokens(batch)
         self.step_count += 1
@@ -253,8 +254,8 @@ class Monitor:
         if not (evals or weights):
             return
         if self.world.main:
-            for ev in (self.diagnostics.eval(self.step_count) if evals else []) + \
-                    (self.diagnostics.weights(self.step_count) if weights else []):
+            for ev in (self.guard("eval", self.diagnostics.eval, self.step_count) if evals else []) + \
+                    (self.guard("weight snapshot", self.diagnostics.weights, self.step_count) if weights else []):
                 self.emit(ev)
         self.world.barrier()
 

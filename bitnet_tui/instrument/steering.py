@@ -11,6 +11,7 @@ decay, the decay rule and betas to :class:`~bitnet_tui.instrument.optim_control.
 from __future__ import annotations
 
 import queue
+import sys
 import time
 from collections.abc import Callable
 
@@ -25,8 +26,11 @@ from bitnet_tui.session.log.events import Alert, Event, Intervention
 
 
 class Steering:
-    def __init__(self, lr: LRControl, emit: Callable[[Event], None], optim: OptimControl | None = None) -> None:
+    def __init__(self, lr: LRControl, emit: Callable[[Event], None], optim: OptimControl | None = None, *,
+                 announce: bool = False) -> None:
         self.lr = lr
+        self.announce = announce
+        """Say a pause for a non-finite loss on stderr (a user's loop, where no dashboard shows it)."""
         self.optim = optim
         """The optimizer's decay / betas control (:class:`~bitnet_tui.instrument.optim_control.OptimControl`), or
         None where the Monitor has no optimizer."""
@@ -156,6 +160,10 @@ class Steering:
                 self.stop_reason = "nonfinite"
         else:
             self.pause_by("auto: non-finite loss")
+            if self.announce:
+                print(f"bitnet-tui: non-finite loss at step {step}; training is paused in Monitor.step: "
+                      "bitnet-tui ctl SESSION resume (after set-lr) resumes it, ctl SESSION stop ends it "
+                      "(bitnet-tui sessions lists SESSION)", file=sys.stderr, flush=True)
 
     def pause_by(self, source: str) -> None:
         """The run pauses itself (a non-finite loss, a failing consumer) and says so."""

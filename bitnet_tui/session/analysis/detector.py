@@ -46,11 +46,9 @@ from bitnet_tui.session.analysis.thresholds import (
     DetectorConfig,
     EvalFigures,
 )
-from bitnet_tui.session.analysis.words import finite
+from bitnet_tui.session.analysis.words import WHILE, finite
 from bitnet_tui.session.log.events import Alert
-
-WHILE = {False: "while the loss is not improving",
-         True: "even though the loss still falls (the full-precision parts learn; the ternary layers carry ever less)"}
+from bitnet_tui.session.log.schema import fits_type
 
 
 @dataclass
@@ -286,8 +284,7 @@ class CollapseDetector:
         return {k: v for k, v in asdict(self).items() if k != "cfg"}
 
     def load_state_dict(self, d: Any) -> bool:
-        """Restore a state (a checkpoint's, or a log header's: untrusted); False, and nothing changed, unless
-        every field has its own type (a float finite, ``state`` a known one)."""
+        """Restore an untrusted state (checkpoint, log header); False, nothing changed, unless every field fits."""
         if not isinstance(d, dict):
             return False
         kept: dict[str, Any] = {}
@@ -295,7 +292,7 @@ class CollapseDetector:
             f = self.__dataclass_fields__.get(k)
             if f is None or k == "cfg":
                 continue
-            if not _fits(str(f.type), v) or (k == "state" and v not in STATES and v != ""):
+            if not fits_type(str(f.type), v) or (k == "state" and v not in STATES and v != ""):
                 return False
             kept[k] = [float(x) for x in v] if k == "losses" else v
         for k, v in kept.items():
@@ -305,22 +302,3 @@ class CollapseDetector:
     def header(self) -> dict[str, Any]:
         """What a log's header records of the detector: its thresholds and the state it starts from."""
         return {"config": asdict(self.cfg), "state": self.state_dict()}
-
-
-def _fits(annotation: str, v: Any) -> bool:
-    """Whether ``v`` is of the field's annotated type (``int | None``, ``float``, ``list[float]``...)."""
-    if v is None:
-        return "None" in annotation
-    base = annotation.split("|")[0].strip()
-    number = isinstance(v, (int, float)) and not isinstance(v, bool)
-    if base == "int":
-        return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1 << 53
-    if base == "float":
-        return number and math.isfinite(v)
-    if base == "bool":
-        return isinstance(v, bool)
-    if base == "str":
-        return isinstance(v, str) and len(v) <= 40
-    if base == "list[float]":
-        return isinstance(v, list) and len(v) <= 10_000 and all(_fits("float", x) for x in v)
-    return False

@@ -30,6 +30,11 @@ class Judge(Protocol):
     def unlearning(self, loss: float) -> bool: ...
 
 
+WHILE = {False: "while the loss is not improving",
+         True: "even though the loss still falls (the full-precision parts learn; the ternary layers carry ever less)"}
+"""How the decay alert describes the loss beside the scale's fall (improving or not)."""
+
+
 def finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 

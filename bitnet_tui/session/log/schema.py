@@ -243,3 +243,22 @@ def event_from_dict(d: Any, dmg: Decoded | None = None) -> Event:
         missing = [f.name for f in fields(cls) if f.name not in out and f.default is MISSING
                    and f.default_factory is MISSING]  # type: ignore[misc]
         raise EventFormatError(f"{cls.kind} event is missing {', '.join(missing)}"[:200]) from None
+
+
+def fits_type(annotation: str, v: Any) -> bool:
+    """Whether ``v`` is of the field's annotated type (``int | None``, ``float``, ``list[float]``...)."""
+    if v is None:
+        return "None" in annotation
+    base = annotation.split("|")[0].strip()
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if base == "int":
+        return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1 << 53
+    if base == "float":
+        return number and math.isfinite(v)
+    if base == "bool":
+        return isinstance(v, bool)
+    if base == "str":
+        return isinstance(v, str) and len(v) <= 40
+    if base == "list[float]":
+        return isinstance(v, list) and len(v) <= 10_000 and all(fits_type("float", x) for x in v)
+    return False
