@@ -167,3 +167,24 @@ def test_the_diseases_panel_shows_each_state_and_the_attention_heads():
     assert "attention entropy collapse" in text and "ALERT (step 1)" in text
     assert "0.05" in text and "0.03" in text and "43.0" in text  # per head, and the layer's max q.k/sqrt(d)
     assert "frozen layer" in text and "not measured" in text
+
+
+def test_every_disease_is_a_row_of_the_causes_table_and_the_lr_ones_have_the_half_lr_fix():
+    from bitnet_tui.session.analysis.causes import BY_CODE, Evidence, causes
+    from bitnet_tui.session.analysis.diseases import CODES, ONE_OFF
+    from bitnet_tui.session.analysis.fixes import FIXES
+
+    assert {c: BY_CODE[c].title for c in CODES} == CODES
+    assert {c for c in CODES if c in FIXES} == {"loss-spike", "update-ratio", "attn-entropy", "attn-logit",
+                                                "logit-z", "flip-back"}
+    assert all(FIXES[c].live == "set-lr {half}" for c in CODES if c in FIXES)
+    w, events = DiseaseWatch(), []
+    for i, z in enumerate([0.9, 0.1]):  # act-clip raised, then cleared
+        events += w.observe(ev_eval(i, act={"x": {"zero": z}}))
+    events += w.observe(ev_eval(2, attn={"a": {"entropy": [0.9], "max_logit": 40.0}}))  # attn-logit, still on
+    found = {c.code: c.tier for c in disease_causes(events)}
+    assert found == {"act-clip": 2, "attn-logit": 1} and set(ONE_OFF) <= set(CODES)
+    e = Evidence(audit={}, trouble=True, diverged=True, unlearned=False, decay_alert_step=None, fall=1.0, k=4.0,
+                 full_precision_falls=(), flips=None, never_learned=False, not_learned_yet=False, degenerate=False,
+                 lr=1e-3, lr_changes=(), last_step=10, diseases=disease_causes(events))
+    assert [(c.code, c.tier) for c in causes(e)] == [("nonfinite", 1), ("attn-logit", 1), ("act-clip", 2)]
