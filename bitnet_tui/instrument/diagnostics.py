@@ -13,6 +13,7 @@ import torch
 from bitnet_model.nn.device import one_thread_on_cpu
 from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts
 from bitnet_tui.instrument.evals import eval_mode, evaluate, logits_of, report_prompt_ids
+from bitnet_tui.instrument.probes import safe_probe
 from bitnet_tui.instrument.unigram import GIVEN, HELD_OUT, TRAINING, TokenCounts, training_note
 from bitnet_tui.instrument.weights import (
     Quantize,
@@ -23,6 +24,7 @@ from bitnet_tui.instrument.weights import (
     unwrap,
 )
 from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
+from bitnet_tui.session.analysis.diseases import DiseaseWatch
 from bitnet_tui.session.analysis.thresholds import DEAD_ZERO
 from bitnet_tui.session.log.events import Alert, EvalDone, Event, WeightsSnapshot
 
@@ -107,6 +109,8 @@ class Diagnostics:
         self.layers = find_ternary_layers(model, layers)
         self.watcher = WeightWatcher(quantize)
         self.detector = CollapseDetector(detector, ln_vocab, unigram_entropy)
+        self.diseases = DiseaseWatch()
+        """Issue 23's rules (session/analysis/diseases.py): evals and snapshots here, step events from the readback."""
         self.unigram_log = unigram_log
         self.report_prompts = report_prompts
         self.context = context
@@ -145,6 +149,8 @@ class Diagnostics:
             r = evaluate(unwrap(self.model), prompts=self.prompts, gen_tokens=self.gen_tokens, decode=self.decode,
                          token_text=self.token_text, val_batches=self.val_batches, loss_fn=self.loss_fn,
                          unigram_log=self.unigram_log, report_prompts=self.report_prompts, context=self.context)
+            probes = safe_probe(unwrap(self.model), self.val_batches[0] if self.val_batches else None,
+                                self.prompts, self.loss_fn)
         alerts = self.detector.observe(EvalFigures(
             step=step, unique=r.unique_tokens, generated=r.generated_tokens, val_loss=r.val_loss, entropy=r.entropy,
             distinct2=r.distinct2, repetition=r.repetition, top_tokens=r.top_tokens,
@@ -156,8 +162,14 @@ class Diagnostics:
             state=self.detector.state, repetition=r.repetition, kl_unigram=r.kl_unigram,
             report_unique=r.report_unique, report_prompts=r.report_prompts,
             unigram_entropy=self.detector.unigram_entropy if self.unigram_source == TRAINING else None,
-            unigram_tokens=self.unigram_tokens if self.unigram_source == TRAINING else None)
-        return [*notes, ev, *alerts]
+            unigram_tokens=self.unigram_tokens if self.unigram_source == TRAINING else None, probes=probes)
+        return [*notes, ev, *alerts, *self.diseases.observe(ev)]
+
+    def keep_step_before(self, due: bool) -> None:
+        """``due``: the next optimizer step ends at a weight snapshot; keep the latent weights for its update/weight
+        ratio."""
+        if due:
+            self.watcher.keep_step_before(self.layers)
 
     def weights(self, step: int) -> list[Event]:
         """One weight snapshot, and the detector's alert when the ternary scales are decaying."""
@@ -168,7 +180,7 @@ class Diagnostics:
         scales = [lw.scale for lw in layers if math.isfinite(lw.scale)]
         alerts = self.detector.observe_scale(step, sum(scales) / len(scales)) if scales else []
         alerts += self.detector.observe_dead(step, [lw.name for lw in layers if lw.zero >= DEAD_ZERO], len(layers))
-        return [ev, *alerts]
+        return [ev, *alerts, *self.diseases.observe(ev)]
 
     def state_dict(self) -> dict[str, Any]:
         return {"detector": self.detector.state_dict(), "watcher": self.watcher.state_dict(),

@@ -79,8 +79,8 @@ class Monitor:
         self.device = device = next(iter(unwrap(model).parameters())).device
         self.readback = Readback(self.emit, self.world, applied_lr=self.lr.current,
                                  weight_decay=lambda: step_wd(self.optim, optimizer), device=device,
-                                 log_every=o.log_every,
-                                 flops=(f.flops_per_token, f.peak_flops),
+                                 log_every=o.log_every, flops=(f.flops_per_token, f.peak_flops),
+                                 watch=lambda ev: self.diagnostics.diseases.observe(ev),
                                  on_nonfinite=lambda *a: self.steering.nonfinite(
                                      *a, stop=o.stops_on_nonfinite, skipped=f.skips_nonfinite,
                                      kept=lambda: kept_steps(self._store)))
@@ -239,16 +239,16 @@ class Monitor:
         s = self.step_count
         self.emitter.step = self.steering.step = s
         self.readback.add(s, loss, grad_norm, tokens, stage, metrics)
-        every = self.options.checkpoint_every
         due_eval = s % self.eval_every == 0 or s == self.total_steps
         due_weights = s % self.weights_every == 0 or s == self.total_steps
-        due_ckpt = bool(every) and s % every == 0 and s != self.total_steps
+        due_ckpt = bool(every := self.options.checkpoint_every) and s % every == 0 and s != self.total_steps
         if due_eval or due_weights or due_ckpt or self.readback.due():
             self.readback.flush()
             self._diagnose(evals=due_eval, weights=due_weights)
             if due_ckpt and self._store is not None and self.world.main:
                 self._checkpoint(pinned=False)
             self._boundary()
+        self.diagnostics.keep_step_before(self.world.main and (s + 1) % self.weights_every == 0)  # update/weight
 
     def _diagnose(self, *, evals: bool, weights: bool) -> None:
         if not (evals or weights):

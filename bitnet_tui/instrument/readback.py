@@ -46,12 +46,15 @@ class Readback:
 
     ``applied_lr``: the LR the optimizer used this step (None: the loop's ``lr=`` metric, if any);
     ``weight_decay``: the first param group's decay now; ``flops``: (FLOPs per token, peak FLOP/s) for MFU;
-    ``on_nonfinite(step, loss, grad_norm, lr)``: called after a non-finite loss's step event."""
+    ``on_nonfinite(step, loss, grad_norm, lr)``: called after a non-finite loss's step event; ``watch(event)``: the
+    alerts a step event raises (the disease rules: loss spikes, quantisation shock), emitted after it."""
 
     def __init__(self, emit: Callable[[Event], None], world: World, *, applied_lr: Callable[[], float | None],
                  weight_decay: Callable[[], float], device: torch.device, log_every: int,
                  flops: tuple[float | None, float | None],
-                 on_nonfinite: Callable[[int, float, float, float], None]) -> None:
+                 on_nonfinite: Callable[[int, float, float, float], None],
+                 watch: Callable[[Event], list[Any]] | None = None) -> None:
+        self.watch = watch
         self.emit, self.world, self.device = emit, world, device
         self.applied_lr, self.weight_decay, self.on_nonfinite = applied_lr, weight_decay, on_nonfinite
         self.flops_per_token, self.peak_flops = flops
@@ -96,10 +99,12 @@ class Readback:
             tps = p.tokens / p.dt if p.tokens and p.dt > 0 else None
             mfu = tps * self.flops_per_token / self.peak_flops if tps and self.flops_per_token and self.peak_flops \
                 else None
-            self.emit(StepDone(step=p.step, time=p.time, loss=loss, lr=p.lr, weight_decay=p.weight_decay,
-                              grad_norm=None if p.grad_norm is None else gn, tokens_per_s=tps, stage=p.stage,
-                              lr_spread=spread if self.world.active else None, mfu=mfu, peak_mem_mb=mem,
-                              extra=extra))
+            ev = StepDone(step=p.step, time=p.time, loss=loss, lr=p.lr, weight_decay=p.weight_decay,
+                          grad_norm=None if p.grad_norm is None else gn, tokens_per_s=tps, stage=p.stage,
+                          lr_spread=spread if self.world.active else None, mfu=mfu, peak_mem_mb=mem, extra=extra)
+            self.emit(ev)
+            for alert in self.watch(ev) if self.watch is not None else ():
+                self.emit(alert)
             if not math.isfinite(loss):
                 self.on_nonfinite(p.step, loss, gn, p.lr)
 

@@ -91,6 +91,16 @@ class WeightWatcher:
     def __init__(self, quantize: Quantize | None = None) -> None:
         self.quantize = quantize or weight_quant
         self._prev: dict[str, torch.Tensor] = {}
+        self._prev2: dict[str, torch.Tensor] = {}
+        """The ternary values of the snapshot before ``_prev``: what a flip-back returns to."""
+        self._before: dict[str, torch.Tensor] = {}
+        """Latent weights one optimizer step before the next snapshot (:meth:`keep_step_before`)."""
+
+    @torch.no_grad()
+    def keep_step_before(self, layers: Iterable[tuple[str, nn.Module]]) -> None:
+        """Copy the latent weights now, one step before a snapshot, so it can measure one step's update/weight
+        ratio. A device copy, no host sync; dropped by the next snapshot."""
+        self._before = {name: cast(torch.Tensor, layer.weight).detach().clone() for name, layer in layers}
 
     @torch.no_grad()
     def snapshot(self, layers: Iterable[tuple[str, nn.Module]]) -> tuple[LayerWeights, ...]:
@@ -108,9 +118,19 @@ class WeightWatcher:
             prev = self._prev.get(name)
             flip = int((t8 != prev).sum()) / n if prev is not None and prev.shape == t8.shape else math.nan
             near = int(((r.abs() - 0.5).abs() < BOUNDARY_BAND).sum()) / n
+            back = _flip_back(t8, prev, self._prev2.get(name))
+            if prev is not None:
+                self._prev2[name] = prev
             self._prev[name] = t8
+            before = self._before.get(name)
+            ratio = None
+            if before is not None and before.shape == w.shape:
+                norm = float(w.norm())
+                ratio = float((w - before.float()).norm()) / norm if norm > 0 else None
             out.append(LayerWeights(name=name, neg=neg, zero=1.0 - neg - pos, pos=pos, scale=scale,
-                                    flip_rate=flip, near_boundary=near, rms=float(w.pow(2).mean().sqrt())))
+                                    flip_rate=flip, near_boundary=near, rms=float(w.pow(2).mean().sqrt()),
+                                    update_ratio=ratio, flip_back=back))
+        self._before = {}
         return tuple(out)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -118,3 +138,14 @@ class WeightWatcher:
 
     def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
         self._prev = {k: v.to(torch.int8) for k, v in d.items()}
+        self._prev2 = {}
+
+
+def _flip_back(now: torch.Tensor, prev: torch.Tensor | None, prev2: torch.Tensor | None) -> float | None:
+    """Share of the values that changed from ``prev`` to ``now`` and are back at ``prev2``'s (None: no history or no
+    flip). A weight oscillating across the rounding boundary flips back; one that is learning moves on."""
+    if prev is None or prev2 is None or prev.shape != now.shape or prev2.shape != now.shape:
+        return None
+    flipped = now != prev
+    count = int(flipped.sum())
+    return int((flipped & (now == prev2)).sum()) / count if count else None

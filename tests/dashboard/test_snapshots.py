@@ -64,3 +64,14 @@ def test_all_panels_at_120x36(snap_compare, logs):
 def test_three_run_overlay(snap_compare, logs, size):
     app = make_app("compare", session_paths=logs)
     assert snap_compare(app, terminal_size=size)
+
+
+def test_no_picture_depends_on_where_the_checkout_is():
+    """A clean clone elsewhere (CI) draws the same pictures: no snapshot holds this checkout's path, and the
+    fixture reads without a repair notice (which would name its path)."""
+    from bitnet_tui.session.log.reader import read_session
+
+    root = str(Path(__file__).resolve().parents[2])
+    for svg in (Path(__file__).parent / "__snapshots__").rglob("*.svg"):
+        assert root not in svg.read_text(encoding="utf-8"), svg.name
+    assert read_session(Path(__file__).parents[1] / "fixtures" / "collapse.jsonl").warnings == []

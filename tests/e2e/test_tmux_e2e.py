@@ -188,21 +188,21 @@ def test_every_key_the_replay_footer_lists_works(tmux, tmp_path):
     for label in ("p Resume", "1 2 3 0 speed", "g Go to", "n N ⚠/⚙", "v Panel", "q Quit", "^p palette"):
         assert label in foot, foot
     tmux.keys("Home")
-    tmux.wait_for(lambda s: " 1/636 events" in s)
+    tmux.wait_for(lambda s: " 1/637 events" in s)
     tmux.keys("3")
     tmux.wait_for(lambda s: "⏸ paused (100×)" in s)
     tmux.keys("p")  # plays 60 logged seconds at 100x
     tmux.wait_for(lambda s: "end of log" in s)
     tmux.keys("Home")
-    tmux.wait_for(lambda s: " 1/636 events" in s)
+    tmux.wait_for(lambda s: " 1/637 events" in s)
     tmux.keys("n")
-    tmux.wait_for(lambda s: "⚠ @50" in s)
+    tmux.wait_for(lambda s: "• @50" in s)  # info: partly learned
     tmux.keys("g")
     tmux.wait_for(lambda s: "Go to step" in s)
     tmux.keys("2", "5", "0", "Enter")
     tmux.wait_for(lambda s: "step 250/600" in s and "collapsed" in s)
     tmux.keys("v")
-    tmux.wait_for(lambda s: "Unique tokens" in s and "init 60 off scale" in s)
+    tmux.wait_for(lambda s: "Unique tokens" in s and "init 240 off scale" in s)
     tmux.keys("y")
     tmux.wait_for(lambda s: "log scale" in s)
     tmux.keys("C-p")

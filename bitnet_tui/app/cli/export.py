@@ -1,7 +1,8 @@
 """``bitnet-tui export SESSION --to tensorboard|csv DIR``: a session in the tools people already use.
 
-CSV: ``steps.csv``, ``evals.csv``, ``weights.csv`` (one row per layer and snapshot) and ``events.csv``
-(alerts, interventions, checkpoints, the end), written with Python's ``csv`` module. TensorBoard: the same
+CSV: ``steps.csv``, ``evals.csv``, ``weights.csv`` (one row per layer and snapshot), ``events.csv``
+(alerts, interventions, checkpoints, the end) and ``probes.csv`` (one row per eval-time probe figure, long
+format: step, where, figure, value; docs/diagnosis.md), written with Python's ``csv`` module. TensorBoard: the same
 scalars through TensorBoard's own ``SummaryWriter`` (``pip install tensorboard``).
 """
 
@@ -16,6 +17,7 @@ import typer
 from bitnet_tui.app.cli.app import command
 from bitnet_tui.app.cli.errors import warn
 from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption
+from bitnet_tui.session.analysis.disease_view import PROBE_COLS, probe_rows
 from bitnet_tui.session.analysis.fold import RunFold, timeline_item
 from bitnet_tui.session.errors import UserError
 from bitnet_tui.session.log.events import EvalDone, StepDone, WeightsSnapshot
@@ -27,11 +29,12 @@ STEP_COLS = ("step", "time", "loss", "lr", "weight_decay", "grad_norm", "tokens_
              "peak_mem_mb")
 EVAL_COLS = ("step", "time", "val_loss", "unique_tokens", "generated_tokens", "distinct2", "top_share", "repetition",
              "entropy", "kl_unigram", "report_unique", "report_prompts", "state")
-LAYER_COLS = ("step", "name", "neg", "zero", "pos", "scale", "rms", "flip_rate", "near_boundary")
+LAYER_COLS = ("step", "name", "neg", "zero", "pos", "scale", "rms", "flip_rate", "near_boundary", "update_ratio",
+              "flip_back")
 
 
 def export_csv(events: list[Any], out: Path) -> list[Path]:
-    files = {name: out / f"{name}.csv" for name in ("steps", "evals", "weights", "events")}
+    files = {name: out / f"{name}.csv" for name in ("steps", "evals", "weights", "events", "probes")}
     handles = {name: open(p, "w", newline="", encoding="utf-8") for name, p in files.items()}  # noqa: SIM115
     try:
         w = {name: csv.writer(h) for name, h in handles.items()}
@@ -41,6 +44,7 @@ def export_csv(events: list[Any], out: Path) -> list[Path]:
         w["evals"].writerow([*EVAL_COLS, *extra_evals])
         w["weights"].writerow(LAYER_COLS)
         w["events"].writerow(("step", "time", "kind", "level", "text"))
+        w["probes"].writerow(PROBE_COLS)
         fold = RunFold()  # the state column is the one fold's, as every other screen shows it
         for e in events:
             fold.apply(e)
@@ -49,6 +53,7 @@ def export_csv(events: list[Any], out: Path) -> list[Path]:
             elif isinstance(e, EvalDone):
                 row = [fold.state if c == "state" else getattr(e, c) for c in EVAL_COLS]
                 w["evals"].writerow(row + [e.extra.get(k) for k in extra_evals])
+                w["probes"].writerows((e.step, *r) for r in probe_rows(e.probes))
             elif isinstance(e, WeightsSnapshot):
                 for lw in e.layers:
                     w["weights"].writerow([e.step] + [getattr(lw, c) for c in LAYER_COLS[1:]])

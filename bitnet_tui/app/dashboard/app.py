@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from bitnet_tui.app.dashboard.axes import View
 from bitnet_tui.app.dashboard.controls import ReplayControls, RunControls, ViewControls
+from bitnet_tui.app.dashboard.diseases import DiseasesPanel
 from bitnet_tui.app.dashboard.keys import BINDINGS, PALETTE, VIEW_ACTIONS
 from bitnet_tui.app.dashboard.metrics import MetricsPanel
 from bitnet_tui.app.dashboard.panels import ConfigPanel, HeaderBar, SamplesPanel, Timeline
@@ -52,6 +53,7 @@ PANELS = (
     ("grad", "Grad norm", "Grad", False),
     ("metrics", "Your metrics", "Metrics", False),
     ("config", "Configuration", "Config", False),
+    ("diseases", "Diseases (measured)", "Diseases", False),
 )
 HINTS = {"loss": "s smooth · y log", "unique": "y log", "lr": "y log", "grad": "s smooth · y log",
          "weights": "w map · ↑↓ PgUp/PgDn scroll", "timeline": "n/N", "metrics": "y log"}
@@ -130,6 +132,8 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
                         yield MetricsPanel(v, id="metrics")
                     elif key == "config":
                         yield ConfigPanel(id="config")
+                    elif key == "diseases":
+                        yield DiseasesPanel(id="diseases")
                     else:
                         yield SamplesPanel(id="samples")
         yield Footer(compact=True)
@@ -224,7 +228,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
             return
         header.update_from(feed, self._notice(), force=force)
         for cls in (LossPlot, UniquePlot, LRPlot, GradPlot, WeightsPanel, Timeline, SamplesPanel, MetricsPanel,
-                    ConfigPanel):
+                    ConfigPanel, DiseasesPanel):
             base.query_one(cls).update_from(feed, force=force)
         if self.is_paused() != self._shown_paused:
             self._shown_paused = self.is_paused()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bitnet_tui.session.analysis.thresholds import DECAY_REARM
 
@@ -60,6 +61,27 @@ RULES = (
     Rule("lr-change", "a person's LR change", "an LR intervention in a run that went wrong: tier 3"),
     Rule("short", "the run is short",
          "not learned yet and stopped before SHORT_RUN steps: tier 4, below every measured cause"),
+    # issue 23's measured diseases (session/analysis/diseases.py: the rules, their thresholds, DiseaseConfig):
+    # tier 1 while the rule's alert is on at the end (an event, spike or shock: once raised), tier 2 when it was
+    # raised and has since cleared. The titles are diseases.CODES.
+    Rule("loss-spike", "loss spikes", "a step's loss spike_z sd (and spike_min_rise nats) above its window's "
+         "mean: tier 1 once raised"),
+    Rule("update-ratio", "update/weight ratio too high", "a layer's one-step update/weight ratio at or above "
+         "ratio_high at a snapshot: tier 1 while on, tier 2 once below ratio_high_leave"),
+    Rule("frozen-layer", "frozen layer", "a layer's update/weight ratio at or below ratio_frozen with no flip "
+         "while others moved: tier 1 while on, tier 2 once it moves"),
+    Rule("act-clip", "8-bit activation outliers", "clip_zero or more of a BitLinear input's int8 values round "
+         "to 0 at an eval: tier 1 while on, tier 2 once at or below clip_zero_leave"),
+    Rule("attn-entropy", "attention entropy collapse", "a layer's mean normalised attention entropy below "
+         "entropy_low at an eval: tier 1 while on, tier 2 once above entropy_leave"),
+    Rule("attn-logit", "attention logit growth", "the largest q.k/sqrt(d) at or above attn_logit_high at an "
+         "eval: tier 1 while on, tier 2 once below attn_logit_leave"),
+    Rule("logit-z", "output logit divergence", "the output's mean log Z log_z_drift or more from its first "
+         "measured value: tier 1 while on, tier 2 once within log_z_leave"),
+    Rule("flip-back", "weights oscillating at the rounding boundary", "flip_back_high or more of the flips "
+         "since the last snapshot went back, flip rate >= flip_min: tier 1 while on, tier 2 once cleared"),
+    Rule("quant-shock", "quantisation shock", "the mean loss shock_rise nats higher over the shock_steps after "
+         "a stage change: tier 1 once raised"),
 )
 BY_CODE = {r.code: r for r in RULES}
 FIXED_BY = {"decouple": "coupled-l2", "no_decay_on": "decay-all", "set_wd": "decay-shrinking"}
@@ -112,6 +134,8 @@ class Evidence:
     """Cause code -> how it was fixed in the running process and what followed (a live intervention not undone)."""
     dead: Sequence[str] = ()
     """Ternary layers entirely zero in the last snapshot."""
+    diseases: Sequence[Any] = ()
+    """The measured diseases' causes (:func:`~bitnet_tui.session.analysis.diseases.disease_causes`)."""
 
 
 def cause(code: str, evidence: str, tier: int) -> Cause:
@@ -167,6 +191,7 @@ def causes(e: Evidence) -> list[Cause]:
     if e.not_learned_yet and e.last_step < SHORT_RUN:
         out.append(cause("short", f"it stopped at step {e.last_step}, before {SHORT_RUN}; models here leave the "
                                   "unigram band after a few hundred steps", 4))
+    out += [cause(x.code, x.evidence, x.tier) for x in e.diseases]  # issue 23 (session/analysis/diseases.py)
     for c in out:
         if c.code in e.fixed:
             c.fixed = e.fixed[c.code]

@@ -10,11 +10,12 @@ the ranking says which one the figures support most, not that it is proven.
 from __future__ import annotations
 
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bitnet_tui.session.analysis import verdict as V
 from bitnet_tui.session.analysis.causes import FIXED_BY, Cause, Evidence, causes
+from bitnet_tui.session.analysis.diseases import disease_causes, disease_tries
 from bitnet_tui.session.analysis.fixes import FIXES, fill, in_their_terms, is_ours, live_command, same_run_with, values
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.analysis.summary import Summary
@@ -106,8 +107,9 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int], *, live: bool = 
     unlearned = s.verdict == V.UNLEARNED or any(state == "unlearning" for state, _, _ in ep)
     d.trouble = s.verdict in TROUBLE or unlearned
     k = fold.thresholds.decay_factor  # the run's own threshold, as its detector judged
-    d.trouble = d.trouble or fall >= k  # a measured fall past the threshold is trouble whatever the loss says
-    d.causes = causes(_evidence(s, fold, d, fall, unlearned))
+    found = disease_causes(fold)  # issue 23's measured diseases (session/analysis/diseases.py)
+    d.trouble = d.trouble or fall >= k or any(x.tier == 1 for x in found)  # measured past a threshold: trouble
+    d.causes = causes(replace(_evidence(s, fold, d, fall, unlearned), diseases=found))
     if d.trouble and s.verdict != V.UNLEARNED and fall >= k and any(i.code == "decay" for i in fold.timeline):
         d.decayed = fall
     end = fold.ended
@@ -119,6 +121,7 @@ def diagnose(s: Summary, fold: RunFold, checkpoints: list[int], *, live: bool = 
     d.ended_well = end is not None and not d.failed and not d.trouble and s.verdict in (V.HEALTHY,
                                                                                        V.COLLAPSED_RECOVERED)
     d.tries = _tries(s, d, checkpoints)
+    d.tries = list(dict.fromkeys(d.tries + disease_tries(found)))  # two causes with one fix: offered once
     return d
 
 

@@ -48,6 +48,9 @@ FIXES = {
                      "TrainingArguments(learning_rate={half})", "lr={half} in configure_optimizers()"),
 }
 """The fix for each cause code that has one (``{half}``, ``{wd10}``: the run's LR halved, its decay / 10)."""
+FIXES.update(dict.fromkeys(("loss-spike", "update-ratio", "attn-entropy", "attn-logit", "logit-z", "flip-back"),
+                           FIXES["nonfinite"]))
+"""Issue 23's diseases that a lower LR treats (session/analysis/diseases.py): half the LR, as for a divergence."""
 
 OURS = "bitnet-tui run"
 """A header's ``source`` for our own trainer (the only runs whose flags a fix may name)."""

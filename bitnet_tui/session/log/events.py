@@ -140,6 +140,8 @@ class EvalDone(Event):
     unigram_tokens: int | None = None
     """Training tokens that figure rests on."""
     extra: dict[str, float] = field(default_factory=dict)
+    probes: dict[str, Any] = field(default_factory=dict)
+    """Forward-probe figures (activations per BitLinear, attention per layer, output log Z): docs/diagnosis.md."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,12 @@ class LayerWeights:
     """Share of latent weights within 5% of a rounding boundary (|w/scale| near 0.5)."""
     rms: float | None = None
     """RMS of the latent weights."""
+    update_ratio: float | None = None
+    """||W - W_prev|| / ||W|| of the latent weights over the one optimizer step before this snapshot (None when the
+    step before was not kept: a snapshot off the ``weights_every`` grid)."""
+    flip_back: float | None = None
+    """Share of the ternary values that flipped since the previous snapshot and are back at the value they had the
+    snapshot before it (None until three snapshots, or when nothing flipped)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}

@@ -57,7 +57,8 @@ RULES: dict[str, Rule] = {
     "top_share": Rule("float", 0, 1), "repetition": Rule("float", 0, 1),
     "neg": Rule("float", 0, 1), "zero": Rule("float", 0, 1), "pos": Rule("float", 0, 1),
     "flip_rate": Rule("float", 0, 1, nonfinite=True), "near_boundary": Rule("float", 0, 1),
-    "scale": Rule("float", 0, 1e9),
+    "scale": Rule("float", 0, 1e9), "update_ratio": Rule("float", 0, 1e9), "flip_back": Rule("float", 0, 1),
+    "probes": Rule("dict"),
     "rms": Rule("float", 0, 1e9), "norm_gain": Rule("float", 0, 1e9), "embed_norm": Rule("float", 0, 1e9),
     "run_name": Rule("str", limit=500), "device": Rule("str", limit=200), "level": Rule("str", limit=20),
     "code": Rule("str", limit=40), "message": Rule("str", limit=20_000), "state_from": Rule("str", limit=40),
@@ -202,10 +203,10 @@ def _layer(item: Any, dmg: Decoded) -> LayerWeights:
     if not isinstance(item, dict):
         raise EventFormatError("each layer must be an object")
     vals = {}
-    for k in ("neg", "zero", "pos", "scale", "flip_rate", "near_boundary", "rms"):
+    for k in ("neg", "zero", "pos", "scale", "flip_rate", "near_boundary", "rms", "update_ratio", "flip_back"):
         x = item.get(k)
         vals[k] = _value(k, x, dmg) if x is not None else None
-        if vals[k] is None and k != "rms":
+        if vals[k] is None and k not in ("rms", "update_ratio", "flip_back"):
             vals[k] = math.nan  # missing: shown as "-", never plotted
     return LayerWeights(name=_value("name", item.get("name", "?"), dmg) or "?", **vals)
 
