@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import time
 from pathlib import Path
 
 from bitnet_tui.session.log.errors import SessionError
@@ -99,7 +101,7 @@ def resolve_session(arg: str, directory: str | os.PathLike[str]) -> Path:
         found = list_sessions(d)
         if not found:
             raise SessionError(f"there are no sessions in {shown_path(d)}")
-        return max(found, key=lambda p: (_mtime(p), p.name))
+        return latest_of(found)
     p = Path(arg).expanduser()
     if _exists(p):
         return p
@@ -116,6 +118,27 @@ def resolve_session(arg: str, directory: str | os.PathLike[str]) -> Path:
                 f"{shown_path(arg)} matches {len(matches)} sessions in {shown_path(d)} ({names}); give more of the name"
             )
     raise SessionError(f"{shown_path(arg)} does not exist")
+
+
+STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})")
+"""The start time every session name begins with (``2026-12-03T13-09-21_h256...``)."""
+
+
+def latest_of(found: list[Path]) -> Path:
+    """The session started last (by the start time its name begins with; a name without one counts by its
+    last write). Two started in the same second are ambiguous: an error naming both, never a guess (``ctl latest``
+    must not steer the wrong run)."""
+    def started(p: Path) -> str:
+        m = STAMP.match(p.name)
+        return m.group(1) if m else time.strftime("%Y-%m-%dT%H-%M-%S", time.localtime(_mtime(p)))
+
+    ranked = sorted(found, key=lambda p: (started(p), _mtime(p)), reverse=True)
+    if len(ranked) > 1 and started(ranked[0]) == started(ranked[1]):
+        same = [p for p in ranked if started(p) == started(ranked[0])]
+        names = ", ".join(shown_path(p.name.removesuffix(SUFFIX)) for p in same[:4])
+        raise SessionError(f"latest is ambiguous: {len(same)} sessions started at {started(ranked[0])} ({names}); "
+                           "give more of the name")
+    return ranked[0]
 
 
 def _mtime(p: Path) -> float:
