@@ -130,7 +130,10 @@ def summary(session: SessionArg, sessions_dir_opt: SessionsDirOption = None, as_
         grid.add_row(key, cell(value))
     if s.optimizer:
         o = s.optimizer
-        on = ", ".join(map(str, o.get("decay_on") or [])) or "nothing"
+        raw = o.get("decay_on")  # from a file: shown literally whatever its type
+        on = ", ".join(map(str, raw)) if isinstance(raw, (list, tuple)) else "nothing" if raw in (None, "") \
+            else fmt_value(raw)
+        on = on or "nothing"
         grid.add_row("optimizer", cell(f"{o.get('name')} ({o.get('decay')} weight decay "
                                        f"{fmt_value(o.get('weight_decay'))} on {on})"))
     con.print(grid)

@@ -57,7 +57,7 @@ class DetectorConfig:
             return cls()
         names = set(cls.__dataclass_fields__)
         try:
-            return cls(**{k: v for k, v in d.items() if k in names})
+            return cls(**{k: v for k, v in d.items() if k in names and v is not None})  # null: the default
         except (ValueError, TypeError):
             if strict:
                 raise
