@@ -27,6 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bitnet_model.nn.model import Attention
+from bitnet_model.nn.quant import BitLinear
+
 PROBE_SEQS = 2
 """Sequences of the first held-out batch the probe forward reads: the figures are per-token means, and two
 sequences keep the probe's cost a small part of an eval (bench/diagnostics.py)."""
@@ -51,7 +54,7 @@ def act_figures(x: torch.Tensor, eps: float = 1e-6) -> dict[str, float]:
             "sat": float((q.abs() >= 127).float().mean())}
 
 
-def _wrap_norm_quant(layer: nn.Module, name: str, out: dict[str, dict[str, float]]) -> Callable[[], None]:
+def _wrap_norm_quant(layer: BitLinear, name: str, out: dict[str, dict[str, float]]) -> Callable[[], None]:
     """Record the input of ``layer.norm_quant`` (bitnet-tui's BitLinear: q/k/v and gate/up share one) while it runs."""
     original = layer.norm_quant
 
@@ -59,20 +62,21 @@ def _wrap_norm_quant(layer: nn.Module, name: str, out: dict[str, dict[str, float
         out.setdefault(name, act_figures(x, getattr(self, "eps", 1e-6)))
         return original(x)
 
-    layer.norm_quant = types.MethodType(norm_quant, layer)
+    layer.norm_quant = types.MethodType(norm_quant, layer)  # type: ignore[method-assign]
     return lambda: delattr(layer, "norm_quant")
 
 
 def _attention_hook(out: dict[str, dict[str, Any]], name: str) -> Callable[..., None]:
-    def hook(m: nn.Module, args: tuple, _result: Any) -> None:
+    def hook(m: Attention, args: tuple, _result: Any) -> None:
         from bitnet_model.nn.model import apply_rope
 
         x, cos, sin = args[0], args[1], args[2]
         if len(args) > 3 and args[3] is not None:
             return  # a cached decoding step: not the probe forward
         B, T, _ = x.shape
+        heads = m.heads if m.heads is not None else 1
         h = m.q.norm_quant(x)
-        q, k = (p.project(h).view(B, T, m.heads, -1).transpose(1, 2) for p in (m.q, m.k))
+        q, k = (p.project(h).view(B, T, heads, -1).transpose(1, 2) for p in (m.q, m.k))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         logits = (q @ k.transpose(-1, -2)).float() / math.sqrt(q.shape[-1])
         mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
@@ -80,7 +84,7 @@ def _attention_hook(out: dict[str, dict[str, Any]], name: str) -> Callable[..., 
         logp = F.log_softmax(logits, dim=-1)
         ent = -(logp.exp() * logp.masked_fill(~mask, 0.0)).sum(-1)  # (B, heads, T)
         seen = torch.arange(1, T + 1, device=x.device, dtype=torch.float32).log()
-        norm = (ent[..., 1:] / seen[1:]).mean(dim=(0, 2)) if T > 1 else torch.ones(m.heads)
+        norm = (ent[..., 1:] / seen[1:]).mean(dim=(0, 2)) if T > 1 else torch.ones(heads)
         out[name] = {"entropy": [round(float(v), 4) for v in norm],
                      "max_logit": float(logits.masked_fill(~mask, float("-inf")).amax())}
     return hook
@@ -92,7 +96,6 @@ def probe(model: nn.Module, inputs: Any, forward: Callable[[Any], Any] | None = 
     ``forward(inputs)`` returns the logits (default: ``model(inputs)`` or ``model(**inputs)``)."""
     if inputs is None:
         return {}
-    from bitnet_model.nn.model import Attention
     from bitnet_tui.instrument.evals import eval_mode, logits_of
 
     act: dict[str, dict[str, float]] = {}
@@ -100,7 +103,7 @@ def probe(model: nn.Module, inputs: Any, forward: Callable[[Any], Any] | None = 
     undo: list[Callable[[], None]] = []
     try:
         for name, m in model.named_modules():
-            if callable(getattr(m, "norm_quant", None)) and getattr(m, "quant", False):
+            if isinstance(m, BitLinear) and m.quant:
                 undo.append(_wrap_norm_quant(m, name, act))
             elif "BitLinear" in type(m).__name__:
                 h = m.register_forward_pre_hook(

@@ -46,7 +46,9 @@ def find_ternary_layers(model: Any, layers: Any = None) -> list[tuple[str, nn.Mo
         items: Iterable[Any] = layers.items() if isinstance(layers, dict) else \
             ((names.get(id(m), f"layer{i}"), m) for i, m in enumerate(layers))
         return [(str(n), m) for n, m in items]
-    named, custom, other = [], [], []
+    named: list[tuple[str, nn.Module]] = []
+    custom: list[tuple[str, nn.Module]] = []
+    other: list[tuple[str, nn.Module]] = []
     for name, m in model.named_modules():
         w = getattr(m, "weight", None)
         if not (isinstance(w, torch.Tensor) and w.is_floating_point() and w.dim() == 2):
