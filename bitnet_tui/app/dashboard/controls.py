@@ -128,12 +128,7 @@ class RunControls:
             self.notify("rewinding: quit when the forked run has started", severity="warning")
             return
         src = self.source
-        if not src.running or self._worker_error:
-            self.exit()
-            return
-        if src.detachable:
-            src.leave()
-            self.exit(message="detached; the run goes on")
+        if self._left_without_stopping():
             return
         if self._stopping:
             self.notify("stopping: waiting for the run to end")
@@ -150,17 +145,25 @@ class RunControls:
     async def action_quit(self) -> None:
         self.action_quit_run()
 
+    def _left_without_stopping(self) -> bool:
+        """Quit a view with nothing to stop (a replay, an ended or failed run) or detach from an attached run;
+        False when a run of this process is training and must be stopped first."""
+        src = self.source
+        if not src.running or self._worker_error:
+            self.exit()
+            return True
+        if src.detachable:
+            src.leave()
+            self.exit(message="detached; the run goes on")
+            return True
+        return False
+
     def action_interrupt(self) -> None:
         """Ctrl+C, as the README promises: a live run ends cleanly at the next step boundary (a checkpoint,
         ``run_ended interrupted``, exit 130) without asking; an attached one is left running (detach); a
         replay or watch quits. A second Ctrl+C never cuts the ending short."""
         src = self.source
-        if not src.running or self._worker_error:
-            self.exit()
-            return
-        if src.detachable:
-            src.leave()
-            self.exit(message="detached; the run goes on")
+        if self._left_without_stopping():
             return
         if self._stopping:
             self.notify("interrupted: saving the checkpoint and ending the run; the dashboard closes when it has",
