@@ -44,7 +44,7 @@ RULES = (
          "no coupled L2 found, but the scale fell decay_factor x while the run un-learned or the decay alert "
          "fired: tier 1"),
     Rule("decay-all", "weight decay on norm gains and embeddings",
-         "audit found decay on them; tier 2 when a norm gain or the embedding RMS fell decay_factor x, tier 3 "
+         "audit found decay on them; tier 1 when a norm gain or the embedding RMS fell decay_factor x, tier 3 "
          "in other trouble, else tier 5"),
     Rule("dead-layers", "ternary layers entirely zero",
          "a layer with 99.9% of its ternary weights at 0 in the last snapshot, in trouble: tier 1, or tier 3 when the "
@@ -167,7 +167,7 @@ def causes(e: Evidence) -> list[Cause]:
         ev, fp = e.audit["decay-all"], [f for f in e.full_precision_falls if f[1] >= e.k]
         if fp:
             ev += "; " + "; ".join(f"the {what} fell {fell:.0f}x" for what, fell in fp)
-        out.append(cause("decay-all", ev, 2 if fp and e.trouble else 3 if e.trouble else 5))
+        out.append(cause("decay-all", ev, 1 if fp and e.trouble else 3 if e.trouble else 5))
     if e.dead and e.trouble:
         shown = ", ".join(e.dead[:4]) + (f" and {len(e.dead) - 4} more" if len(e.dead) > 4 else "")
         follows = "; with the scale this far below its peak it follows from the decay" if past else ""
