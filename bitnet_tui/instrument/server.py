@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from bitnet_tui.session.control.commands import Command
 from bitnet_tui.session.control.peer import ControlError, check_socket_path, is_live, peer_uid, socket_address
-from bitnet_tui.session.control.protocol import MAX_REQUEST_BYTES, parse_request, refuse_constant
+from bitnet_tui.session.control.protocol import MAX_REQUEST_BYTES, parse_request, refuse_constant, unique_keys
 from bitnet_tui.session.text import safe_text, shown_path
 
 MAX_CLIENTS = 8
@@ -160,9 +160,10 @@ class ControlServer:
         if len(line) > MAX_REQUEST_BYTES:
             return {"ok": False, "error": "request too long"}
         try:
-            obj = json.loads(line.decode("utf-8"), parse_constant=refuse_constant)
-        except (ValueError, RecursionError):
-            return {"ok": False, "error": "a request must be one JSON object on one line"}
+            obj = json.loads(line.decode("utf-8"), parse_constant=refuse_constant, object_pairs_hook=unique_keys)
+        except (ValueError, RecursionError) as e:
+            why = f" ({safe_text(e, newlines=False, limit=80)})" if "twice" in str(e) else ""
+            return {"ok": False, "error": f"a request must be one JSON object on one line, each key once{why}"}
         try:
             cmd = parse_request(obj)
         except (ValueError, TypeError, OverflowError) as e:  # e.g. a 400-digit factor overflows float()

@@ -19,6 +19,8 @@ through the one escaping function and exits with its code. A traceback is a bug.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -54,5 +56,9 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except UserError as e:
             fail(str(e), e.exit_code)
+        except BrokenPipeError:  # ``ctl X | head``: typer's echo; the reader left early, not a failed run
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+            raise typer.Exit(0) from None
 
     return wrapper

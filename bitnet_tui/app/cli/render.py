@@ -8,6 +8,7 @@ Rich markup is never interpreted. ``--json`` output is ``ensure_ascii`` (no raw 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -29,11 +30,22 @@ NARROW = 80
 """Width a table is laid out for when stdout is not a terminal (``--wide``: unlimited)."""
 
 
+class ViewerConsole(Console):
+    """A viewer's stdout: a reader that leaves early (``summary X | head -1``) is not a failed run (exit 0, not
+    Rich's 1, which the README's table keeps for a run that failed)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        raise SystemExit(0)
+
+
 def console(wide: bool = False) -> Console:
     """Stdout; a pipe or a file gets an 80-column table (``--wide``: as wide as it needs, nothing cut)."""
     tty = sys.stdout.isatty()
     width = (10_000 if wide else None) if tty else (10_000 if wide else NARROW)
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width, markup=False)
+    return ViewerConsole(file=sys.stdout, highlight=False, soft_wrap=False, width=width, markup=False)
 
 
 def emit_json(obj: Any) -> None:

@@ -61,6 +61,17 @@ def command_request(cmd: Command) -> dict[str, Any]:
     return {"cmd": type(cmd).wire, **cmd.args()}
 
 
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` hook: a key given twice (``{"cmd": "ping", "cmd": "stop"}``) makes the request malformed, never
+    the last one wins."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k[:40]!r} given twice")
+        out[k] = v
+    return out
+
+
 def refuse_constant(name: str) -> Any:
     """``json`` hook: bare NaN/Infinity are not JSON, and never a number a run should take."""
     raise ValueError(f"bare {name} is not valid JSON")

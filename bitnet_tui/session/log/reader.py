@@ -288,6 +288,8 @@ def read_session(
             last_skipped[kind] = decode_event(raw, dmg)
         except ValueError:
             malformed += 1
+            bad.append(f"the last {kind} line; the {kind} lines before it are not read one by one here "
+                       "(diagnose counts them)")
     warnings: list[str] = []
     if truncated:
         warnings.append(f"{shown}: the last line is incomplete (the run was cut off while writing); it was skipped")
