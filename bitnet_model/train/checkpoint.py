@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 import zipfile
 from dataclasses import fields
 from pathlib import Path
@@ -80,6 +81,11 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     why = _monitor_problem(ck.get("monitor", {}))
     if why:
         raise CheckpointError(f"{path} has an unusable monitor state ({why})")
+    named = re.fullmatch(r"step0*(\d+)\.pt", Path(path).name)
+    saved = ck.get("monitor", {}).get("step", step)
+    if saved != step or (named and int(named.group(1)) != step):
+        raise CheckpointError(f"{path} disagrees with itself about its step (step {step}, the Monitor's state "
+                              f"{str(saved)[:20]}, the file name {Path(path).name[:40]!r})")
     return ck
 
 

@@ -175,3 +175,18 @@ def test_ctl_refuses_values_out_of_range_in_one_line(served, cmd, value):
     assert not run.sent and time.monotonic() - t < 10
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and (lines[0].startswith("error: ") or json.loads(lines[0])["ok"] is False), r.output
+
+
+def test_a_checkpoint_whose_step_disagrees_with_its_file_name_and_monitor_is_refused(tmp_path):
+    """A forged step (10**9 in step00000004.pt, whose Monitor state says 4) must not link the parent at step
+    1,000,000,000 while training resumes from 4: the checkpoint is refused, saying why."""
+    sdir = tmp_path / "s"
+    log = _parent_log(sdir)
+    cfg = RunConfig.from_dict(json.loads(log.read_text().splitlines()[0])["config"])
+    torch.save({"format": "bitnet-tui-checkpoint", "version": 2, "step": 10**9, "config": cfg.to_dict(),
+                "model": {}, "optimizer": {}, "monitor": {"step": 4}}, checkpoint_dir(log) / "step00000004.pt")
+    r = runner.invoke(app, ["run", "--headless", "--resume", str(log), "--sessions-dir", str(sdir)])
+    assert r.exit_code == 2, r.output
+    _no_traceback(r)
+    assert "disagrees with itself about its step" in r.output
+    assert len(list(sdir.glob("*.jsonl"))) == 1  # nothing was started
