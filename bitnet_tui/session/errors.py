@@ -15,3 +15,11 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A configuration value is invalid. The message is one user-facing sentence."""
+
+
+class SentenceOSError(OSError):
+    """An OSError whose message is the sentence alone: ``str()`` is never Python's ``[Errno 28] ...`` prefix (the
+    errno stays in ``.errno`` for code that branches on it)."""
+
+    def __str__(self) -> str:
+        return self.strerror if self.strerror else super().__str__()

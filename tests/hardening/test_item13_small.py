@@ -54,3 +54,14 @@ def test_a_viewer_piped_into_head_exits_0(tmp_path):
         r = subprocess.run(["bash", "-c", f"set -o pipefail; {prog} {cmd} {FIXTURE} | head -1"], capture_output=True,
                            text=True, timeout=60)
         assert r.returncode == 0 and "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_errors_a_user_reads_carry_no_errno_prefix():
+    import errno
+
+    from bitnet_tui.session.control.peer import ControlError
+    from bitnet_tui.session.log.errors import SessionWriteError
+
+    for e in (ControlError(errno.ETIMEDOUT, "the run did not answer within 5 s"),
+              SessionWriteError(errno.ENOSPC, "session log x.jsonl is incomplete (3 bytes unwritten)")):
+        assert not str(e).startswith("[Errno") and e.errno in (errno.ETIMEDOUT, errno.ENOSPC)

@@ -15,12 +15,12 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from bitnet_tui.session.errors import UserError
+from bitnet_tui.session.errors import SentenceOSError, UserError
 from bitnet_tui.session.log.paths import SUFFIX
 from bitnet_tui.session.text import shown_path
 
 
-class ControlError(UserError, OSError):
+class ControlError(UserError, SentenceOSError):
     """The control channel cannot be served or reached. The message is one user-facing sentence."""
 
 

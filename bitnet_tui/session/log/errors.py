@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bitnet_tui.session.errors import UserError
+from bitnet_tui.session.errors import SentenceOSError, UserError
 
 
 class SessionError(UserError, ValueError):
     """A file cannot be used as a session log. The message is one user-facing sentence."""
 
 
-class SessionWriteError(OSError):
+class SessionWriteError(SentenceOSError):
     """Writing the session log failed (disk full, permissions, a vanished disk)."""
