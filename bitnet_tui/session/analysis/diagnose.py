@@ -247,7 +247,7 @@ def fixed_live(fold: RunFold) -> dict[str, str]:
         if item.code == "undo_optim" and applied:
             applied.pop()
         elif item.code in FIXED_BY:
-            applied.append((item.code, item.step, item.text.rsplit("(by ", 1)[-1].rstrip(")")))
+            applied.append((item.code, item.step, item.source))
     out: dict[str, str] = {}
     for action, step, by in applied:
         before = [e.val_loss for e in fold.evals if e.step <= step and e.val_loss is not None]

@@ -58,7 +58,7 @@ OURS = "bitnet-tui run"
 
 def is_ours(source: str, argv: tuple[str, ...]) -> bool:
     """Whether our trainer ran it: its header says so, or (older logs) its command line was ``bitnet-tui run``."""
-    return source == OURS or (source in ("", "test") and same_run_with(argv, [], ()) is not None)
+    return source == OURS or (not source and same_run_with(argv, [], ()) is not None)
 
 
 def values(lr: object, wd: object) -> dict[str, str]:

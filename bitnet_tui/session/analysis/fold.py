@@ -73,6 +73,8 @@ class TimelineItem:
     """A few words for a header."""
     code: str = ""
     """An alert's code or an intervention's action."""
+    source: str = ""
+    """Who made an intervention (dashboard, remote, auto, ...); printable."""
 
 
 def timeline_item(ev: Event) -> TimelineItem | None:
@@ -93,8 +95,8 @@ def timeline_item(ev: Event) -> TimelineItem | None:
         full = action if blank else f"{action} {_value(ev.old)} → {_value(ev.new)}"
         short = full if blank or not (isinstance(ev.old, str) and isinstance(ev.new, str)) else \
             f"{action} {changed(_value(ev.old), _value(ev.new))}"
-        return TimelineItem(ev.step, ev.time, "intervention", "info", f"{full} (by {printable(ev.source, 60)})",
-                            short, action)
+        by = printable(ev.source, 60)
+        return TimelineItem(ev.step, ev.time, "intervention", "info", f"{full} (by {by})", short, action, by)
     if isinstance(ev, CheckpointSaved):
         what = "checkpoint (kept)" if ev.pinned else "checkpoint"
         text = f"{what} {printable(ev.path, 300)}"
@@ -183,7 +185,7 @@ class RunFold:
         elif isinstance(e, EvalDone):
             self.step = max(self.step, e.step)
             self.last_eval = e
-            self._judge(EvalPoint(e.step, e.val_loss, e.unique_tokens, e.generated_tokens, "", e.distinct2,
+            self.judge_eval(EvalPoint(e.step, e.val_loss, e.unique_tokens, e.generated_tokens, "", e.distinct2,
                                   e.repetition, e.entropy, e.report_unique, e.unigram_entropy, printable(e.state, 40)))
         elif isinstance(e, WeightsSnapshot):
             self.last_weights = e
@@ -227,7 +229,8 @@ class RunFold:
             self.judge = CollapseDetector(DetectorConfig(), None, None)
         return self.judge
 
-    def _judge(self, p: EvalPoint) -> None:
+    def judge_eval(self, p: EvalPoint) -> None:
+        """Judge one eval with the fold's detector (the rule every reader and :func:`~.verdict.replay` share)."""
         d = self.detector()
         if p.unigram_entropy is not None:  # counted from the training batches: as the live detector judged it
             d.unigram_entropy = p.unigram_entropy

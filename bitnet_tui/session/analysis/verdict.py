@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig
-from bitnet_tui.session.analysis.fold import EvalPoint
+from bitnet_tui.session.analysis.fold import EvalPoint, RunFold
 
 NO_EVALS = "no evals yet"
 DIVERGED = "diverged"
@@ -61,21 +61,18 @@ def replay(evals: Sequence[EvalPoint], scales: Sequence[tuple[int, float]], *, c
            ln_vocab: float | None, unigram_entropy: float | None) -> tuple[CollapseDetector, list[tuple[int, str]]]:
     """Run a fresh detector over evals and scale snapshots in step order, an eval before a snapshot of the
     same step (as a Monitor measures them); (detector, [(step, state)])."""
-    d = CollapseDetector(cfg, ln_vocab, unigram_entropy)
-    states: list[tuple[int, str]] = []
+    fold = RunFold(judge=CollapseDetector(cfg, ln_vocab, unigram_entropy))
+    d = fold.detector()
     sc = sorted(scales)
     i = 0
     for e in sorted(evals, key=lambda p: p.step):
         while i < len(sc) and sc[i][0] < e.step:
             d.observe_scale(*sc[i])
             i += 1
-        if e.unigram_entropy is not None:  # counted from the training batches: as the live detector judged it
-            d.unigram_entropy = e.unigram_entropy
-        d.observe(e.figures())
-        states.append((e.step, d.state))
+        fold.judge_eval(e)
     for s in sc[i:]:
         d.observe_scale(*s)
-    return d, states
+    return d, [(e.step, e.state) for e in fold.evals]
 
 
 def verdict(evals: Sequence[EvalPoint], *, ln_vocab: float | None, unigram_entropy: float | None = None,
