@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
-import torch
 
-from bitnet_model.train.trainer import Trainer
 from bitnet_tui.app.cli.diagnose import diagnose_path
-from bitnet_tui.instrument.for_trainer import monitor_for
 from bitnet_tui.session.analysis.diseases import CODES, disease_causes
 from bitnet_tui.session.analysis.fold import RunFold
-from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.log.events import Alert, EvalDone, StepDone, WeightsSnapshot
-
-
-def run(cfg, *, weights_every=None, before=None, during=None, with_monitor=False):
-    if weights_every is not None:
-        cfg = dataclasses.replace(cfg, diag=dataclasses.replace(cfg.diag, weights_every=weights_every))
-    tr = Trainer(cfg)
-    mon = monitor_for(tr, None)
-    events: list = []
-    mon.subscribe(events.append)
-    if before:
-        before(tr)
-    if during:
-        mon.subscribe(lambda e: during(mon, e))
-    tr.run()
-    return (events, mon) if with_monitor else events
+from tests.diseases import scenarios as sc
 
 
 def raised(events, code):
@@ -36,10 +16,7 @@ def raised(events, code):
 
 
 def test_frozen_layer_is_named_by_its_zero_update_ratio(tiny):
-    def freeze(tr):
-        tr.model.blocks[0].attn.v.weight.requires_grad_(False)
-
-    events = run(tiny(steps=40), before=freeze)
+    events = sc.frozen_layer(tiny)
     snaps = [e for e in events if isinstance(e, WeightsSnapshot) and e.step > 0]
     v = [lw for s in snaps for lw in s.layers if lw.name == "blocks.0.attn.v"]
     q = [lw for s in snaps for lw in s.layers if lw.name == "blocks.0.attn.q"]
@@ -54,20 +31,16 @@ def test_frozen_layer_is_named_by_its_zero_update_ratio(tiny):
 
 
 def test_large_lr_without_warmup_raises_the_update_ratio_then_clears(tiny):
-    events = run(tiny(steps=20, lr=0.1, warmup_steps=0, schedule="constant"), weights_every=1)
+    events = sc.large_lr_no_warmup(tiny)
     hits = raised(events, "update-ratio")
     assert hits and hits[0].step <= 3 and hits[0].data["ratio"] >= 0.3
-    calm = run(tiny(steps=20), weights_every=1)
+    calm, _ = sc.run(tiny(steps=20), weights_every=1)
     ratios = [lw.update_ratio for e in calm if isinstance(e, WeightsSnapshot) for lw in e.layers if lw.update_ratio]
     assert ratios and max(ratios) < 0.3 and not raised(calm, "update-ratio")
 
 
 def test_an_lr_jump_makes_a_loss_spike_after_a_grad_norm_spike(tiny):
-    def jump(mon, e):
-        if isinstance(e, StepDone) and e.step == 70:
-            mon.send(C.SetLR(value=0.9, source="test"))
-
-    events, mon = run(tiny(steps=90), during=jump, with_monitor=True)
+    events, mon = sc.lr_jump(tiny)
     hits = raised(events, "loss-spike")
     assert len(hits) == 1 and 70 < hits[0].step <= 75, [a.message for a in hits]
     assert hits[0].data["z"] >= 6 and hits[0].data["grad_z"] >= 6
@@ -83,7 +56,7 @@ def test_an_lr_jump_makes_a_loss_spike_after_a_grad_norm_spike(tiny):
 
 
 def test_large_lr_without_warmup_collapses_attention_entropy_and_grows_its_logits(tiny):
-    events = run(tiny(steps=60, lr=0.1, warmup_steps=0, schedule="constant"))
+    events = sc.large_lr_no_warmup(tiny, steps=60, weights_every=None)
     ent, logit = raised(events, "attn-entropy"), raised(events, "attn-logit")
     assert ent and ent[0].data["entropy"] < 0.2 and ent[0].data["first"] > 0.9
     assert logit and logit[0].data["max_logit"] >= 30
@@ -92,11 +65,7 @@ def test_large_lr_without_warmup_collapses_attention_entropy_and_grows_its_logit
 
 
 def test_planted_outlier_channels_leave_int8_activations_at_zero(tiny):
-    def plant(tr):
-        with torch.no_grad():
-            tr.model.embed.weight[:, :2] *= 300.0  # two residual channels 300x the rest, for every token
-
-    events = run(tiny(steps=20), before=plant)
+    events = sc.outlier_channels(tiny)
     hits = raised(events, "act-clip")
     layers = {a.data["layer"] for a in hits}
     assert "blocks.0.attn.q" in layers and all(a.data["zero"] >= 0.5 for a in hits)
@@ -107,8 +76,40 @@ def test_planted_outlier_channels_leave_int8_activations_at_zero(tiny):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_healthy_run_raises_no_disease(tiny, seed):
-    events = run(tiny(steps=120, seed=seed))
+    events = sc.healthy(tiny, seed)
     bad = [a.message for a in events if isinstance(a, Alert) and a.code in CODES]
     assert not bad
     evals = [e for e in events if isinstance(e, EvalDone)]
     assert all(e.probes.get("act") and e.probes.get("attn") and "log_z" in e.probes for e in evals)
+
+
+def causes_of(events):
+    fold = RunFold()
+    fold.apply_all(events)
+    return {c.code: c for c in disease_causes(fold)}
+
+
+def test_a_memorised_batch_without_weight_decay_drives_log_z_up(tiny):
+    events = sc.memorised_logits(tiny)
+    hits = raised(events, "logit-z")
+    assert hits and hits[0].data["drift"] >= 20 and abs(hits[0].data["first"] - 5.70) < 0.1  # ln 300 at init
+    z = [e.probes["log_z"] for e in events if isinstance(e, EvalDone)]
+    assert z[-1] - z[0] >= 20, z
+    losses = [e.loss for e in events if isinstance(e, StepDone)]
+    assert losses[-1] < 1.0  # learned its batch: the loss fell while log Z rose
+    assert causes_of(events)["logit-z"].tier == 1
+
+
+def test_momentum_free_adam_at_a_stationary_point_flips_weights_back_and_forth(tiny):
+    events = sc.oscillating_weights(tiny)
+    hits = raised(events, "flip-back")
+    assert hits and hits[0].data["flip_back"] >= 0.5 and hits[0].data["flip_rate"] >= 0.01
+    assert causes_of(events)["flip-back"].tier == 1  # still oscillating at the end
+
+
+def test_a_float_model_made_ternary_at_once_raises_a_quantisation_shock(tiny):
+    events = sc.float_then_ternary(tiny)
+    hits = raised(events, "quant-shock")
+    assert len(hits) == 1 and hits[0].data["at"] == 61 and hits[0].data["rise"] >= 1.0
+    assert hits[0].data["before"] < 0.5  # the float model had learned its batch
+    assert causes_of(events)["quant-shock"].tier == 1
