@@ -66,7 +66,9 @@ def memorise(tr: Trainer) -> None:
 def frozen_layer(tiny: Tiny) -> list[Event]:
     """One projection left out of training (``requires_grad`` off)."""
     def freeze(tr: Trainer) -> None:
-        tr.model.blocks[0].attn.v.weight.requires_grad_(False)
+        v = tr.model.get_submodule("blocks.0.attn.v")
+        assert isinstance(v, BitLinear)
+        v.weight.requires_grad_(False)
 
     return run(tiny(steps=40), before=freeze)[0]
 
