@@ -3,9 +3,9 @@
 (``tiny(steps=..., lr=...) -> RunConfig``, the ``tiny`` fixture) and returns the run's events.
 
 Three of them repeat one batch (:func:`memorise`): a run that has learned its data, where cross-entropy keeps
-rewarding a larger logit scale (output logit divergence); where the loss is near a stationary point and weights
-sit at the rounding boundary (flip-back oscillation); and a float model that has learned its data well before
-it is made ternary (quantisation shock).
+rewarding a larger logit scale (output logit divergence); where Adam without momentum moves weights
+back and forth across the rounding boundary (flip-back oscillation); and a float model that has learned its
+data well before it is made ternary (quantisation shock).
 """
 
 from __future__ import annotations

