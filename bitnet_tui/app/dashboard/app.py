@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState
 from bitnet_tui.app.dashboard.axes import View
 from bitnet_tui.app.dashboard.controls import ReplayControls, RunControls, ViewControls
 from bitnet_tui.app.dashboard.diseases import DiseasesPanel
+from bitnet_tui.app.dashboard.keyhelp import KeysScreen, key_lines
 from bitnet_tui.app.dashboard.keys import BINDINGS, PALETTE, VIEW_ACTIONS
 from bitnet_tui.app.dashboard.metrics import MetricsPanel
 from bitnet_tui.app.dashboard.panels import ConfigPanel, HeaderBar, SamplesPanel, Timeline
@@ -270,8 +271,27 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
             return False  # the footer shows Pause or Resume, whichever p does now
         return self.source.can(action) is True
 
+    def action_keys(self) -> None:
+        """Our help screen: every key of this mode, one line each."""
+        if isinstance(self.screen, KeysScreen):
+            return
+        mode = "attach" if self.source.detachable else self.mode
+        self.push_screen(KeysScreen(mode, key_lines(mode, self._why_not_key)))
+
+    def _why_not_key(self, action: str) -> str | None:
+        """"" where a key works now, why not where it works in this mode but not now, None where the mode has
+        no use for it (watch and replay never steer)."""
+        if action in VIEW_ACTIONS or action in ("quit_run", "interrupt"):
+            return ""
+        ok = self.source.can(action)
+        if ok is None and self.mode == "live":
+            return self.source.why_not(action) or "unavailable now"
+        return "" if ok else None
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title != "Keys":  # ours (the palette's entry below) lists this mode's keys
+                yield cmd
         for action, args, title, help_text in PALETTE:
             ok = True if action in VIEW_ACTIONS or action in ("quit_run", "interrupt") else self.source.can(action)
             if action == "rewind" and self._rewinding is not None:
