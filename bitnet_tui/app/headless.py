@@ -45,6 +45,7 @@ class HeadlessView:
         self.buffer = EventBuffer()
         run.subscribe(self.buffer)
         self.fold = Feed()
+        self.fold.name_hint = str(getattr(run, "run_name", "") or "")
         self.lost: str = ""
         """Why printing stopped ("" while it works)."""
         self._last_line = 0.0
@@ -144,8 +145,9 @@ def status_line(feed: Feed, width: int = 0, *, bar: bool = True) -> Text:
     detector state and PAUSED always; then the loss, tok/s, elapsed, the unique count, the LR, steps/s and the
     run's name, dropped in the reverse order when ``width`` (0: no limit) is short."""
     f = feed
-    if f.header is None and f.last_step_event is None:
-        return Text("starting: waiting for the run's first event")
+    starting = f.starting()
+    if starting is not None:
+        return fit(starting, width)
     step, *pace = f.progress()
     segs: list[Segment] = [step, *(s for s in pace if s[0].plain.startswith("ETA"))]
     state = STATE_LABELS.get(f.state, printable(f.state, 40)) if f.state else ""

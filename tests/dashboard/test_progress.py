@@ -106,3 +106,32 @@ def test_the_monitor_leaves_a_pause_out_of_the_next_steps_time(tmp_path, tiny):
     after = next(e.tokens_per_s for e in steps if e.step == 7)
     typical = sorted(rates)[len(rates) // 2]
     assert after > typical / 4, (after, rates)
+
+
+@pytest.mark.asyncio
+async def test_the_first_paint_says_what_the_run_is_doing(tmp_path):
+    """The first paint read `LIVE no eval yet (no run_started yet)` for about 2 s."""
+    from bitnet_tui.app.dashboard.app import make_app
+    from bitnet_tui.app.dashboard.panels import HeaderBar
+    from tests.dashboard.test_live import _IdleRun
+    from tests.dashboard.test_round3 import shown
+
+    app = make_app("live", run=_IdleRun(tmp_path / "x.jsonl"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = shown(app.query_one(HeaderBar))
+        assert "no run_started yet" not in text and "no eval yet" not in text, text
+        assert "idle" in text and "starting" in text, text
+        await pilot.press("escape")
+
+
+def test_before_the_first_step_the_header_names_the_run_and_what_comes_next():
+    f = Feed()
+    f.apply_all(midway(0)[:1])  # the header alone
+    two = render_header(f, "live", width=80).plain.splitlines()[1]
+    assert "step-0 eval" in two and "then the first step" in two, two
+    assert "hidden 64" in two and "layers 4" in two, two
+    f.apply_all(e for e in midway(0)[1:] if not isinstance(e, StepDone))
+    two = render_header(f, "live", width=80).plain.splitlines()[1]
+    assert "waiting for the first step" in two and "step-0 eval" not in two, two
+    assert "starting" not in render_header(f, "live", width=80).plain.splitlines()[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bitnet_tui.app.dashboard.progress import Pace, Segment, progress_segments
+from bitnet_tui.app.dashboard.progress import Pace, Segment, progress_segments, starting_words
 from bitnet_tui.app.dashboard.series import CAPACITY, HISTORY, LayerHistory, Series, ema, short_layer_name
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.control.commands import LR_ACTIONS
@@ -43,6 +43,8 @@ class Feed(RunFold):
         self.versions: dict[str, int] = dict.fromkeys(PANELS, 0)
         self.pace = Pace()
         """Elapsed, ETA, steps/s and tok/s (:mod:`.progress`: how each is smoothed)."""
+        self.name_hint = ""
+        """The run's name before its header arrives (the source knows it: a live run's, a watched file's)."""
         self.history: Feed | None | bool = None
         """The parent run up to the fork (drawn dimmed); False once looked for and absent."""
 
@@ -134,6 +136,21 @@ class Feed(RunFold):
         if self.header is None or self.last_time is None:
             return None
         return self.last_time - self.header.time
+
+    def starting(self) -> list[Segment] | None:
+        """Before the first step (and before the end), what the run is doing and what it is; else None."""
+        if self.last_step_event is not None or self.ended is not None:
+            return None
+        h = self.header
+        return starting_words(started=h is not None, step=self.step, evals=len(self.evals), config=self.config,
+                              params=h.params if h is not None else None, device=self.device if h else "")
+
+    @property
+    def run_name(self) -> str:
+        """The header's run name; before it, the name the source was given (a live run's, a watched log's)."""
+        if self.header is None and self.name_hint:
+            return printable(self.name_hint, 200)
+        return super().run_name
 
     def progress(self) -> list[Segment]:
         """The progress part of a header or headless line (:func:`~.progress.progress_segments`)."""

@@ -53,8 +53,8 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
     w = width or 10_000
     name = feed.run_name
     one: list[Segment] = [(Text(f" {mode.upper()} ", style="reverse bold"), 10)]
-    one.append((Text(f" {STATE_LABELS.get(feed.state, printable(feed.state, 40))} ",
-                     style=STATE_STYLES.get(feed.state, "bold")), 10))
+    label = STATE_LABELS.get(feed.state, printable(feed.state, 40)) if feed.header else "starting"
+    one.append((Text(f" {label} ", style=STATE_STYLES.get(feed.state, "bold")), 10))
     if feed.paused:
         one.append((Text(" PAUSED ", style="reverse"), ESSENTIAL))
     one.append((Text(name, style="bold"), ESSENTIAL))
@@ -100,6 +100,9 @@ def progress_line(feed: Feed, extra: Text | None, width: int) -> Text:
     """The header's second line: the step of the total and a progress bar, the loss and LR, the view's notice
     (``extra``), the ETA, tok/s, elapsed, steps/s, |g| and the device, fitted to ``width`` in that order of
     importance (the device goes first)."""
+    starting = feed.starting()
+    if starting is not None:  # the first paint: what the run is doing and what it is, never a placeholder
+        return Text(" ") + fit(starting + ([(extra, 8)] if extra is not None and extra.plain else []), width - 1)
     step, *pace = feed.progress()
     segs: list[Segment] = [step]
     if math.isfinite(feed.loss):

@@ -16,13 +16,14 @@ import io
 import math
 import statistics
 from collections import deque
+from typing import Any
 
 from rich.console import Console
 from rich.progress_bar import ProgressBar
 from rich.text import Text
 
 from bitnet_tui.app.dashboard.fitting import Segment, fit_segments, join, width_of
-from bitnet_tui.session.text import fmt_duration
+from bitnet_tui.session.text import fmt_duration, printable
 
 PACE_STEPS = 100
 """Steps whose mean time sets the ETA and steps/s (said in the help screen, README and ``run --help``)."""
@@ -75,6 +76,33 @@ class Pace:
     def eta_s(self, remaining: int) -> float | None:
         rate = self.steps_per_s()
         return None if rate is None else max(0, remaining) / rate
+
+
+def _num(v: object) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def starting_words(*, started: bool, step: int, evals: int, config: dict[str, Any], params: int | None,
+                   device: str) -> list[Segment]:
+    """What a run that has not made its first step is doing, and what it is: before ``run_started``, starting;
+    then waiting for the first step (after the step-0 eval, for a fresh run), with the run's size and settings."""
+    if not started:
+        return [(Text("starting: waiting for the run's header…", style="bold"), 10)]
+    if step == 0 and not evals:
+        what = "the step-0 eval, then the first step…"
+    else:
+        what = f"waiting for the first step{f' after step {step}' if step else ''}…"
+    segs: list[Segment] = [(Text(what, style="bold"), 10)]
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    facts = [f"{k} {_num(model[k])}" for k in ("hidden", "layers") if k in model]
+    facts += [f"{k} {_num(train[k])}" for k in ("optimizer", "lr") if k in train]
+    if params:
+        facts.append(f"{params / 1e6:.3g}M params" if params >= 1e5 else f"{params:,} params")
+    segs += [(Text(printable(f, 60), style="dim"), 5) for f in facts]  # the later go first
+    if device:
+        segs.append((Text(printable(device, 40), style="dim"), 1))
+    return segs
 
 
 def progress_bar(done: int, total: int, width: int) -> Text:
