@@ -93,8 +93,7 @@ def starting_words(*, started: bool, step: int, evals: int, config: dict[str, An
     else:
         what = f"waiting for the first step{f' after step {step}' if step else ''}…"
     segs: list[Segment] = [(Text(what, style="bold"), 10)]
-    model = config.get("model") if isinstance(config.get("model"), dict) else {}
-    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    model, train = (sec if isinstance(sec := config.get(k), dict) else {} for k in ("model", "train"))
     facts = [f"{k} {_num(model[k])}" for k in ("hidden", "layers") if k in model]
     facts += [f"{k} {_num(train[k])}" for k in ("optimizer", "lr") if k in train]
     if params:
