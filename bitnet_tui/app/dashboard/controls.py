@@ -32,6 +32,9 @@ class RunControls:
             self.notify(self.source.why_not("steer") or "this view cannot steer a run", severity="warning")
             return
         self.source.send(cmd)
+        self.feed.pending.sent(type(cmd).wire, cmd.args(), self.feed.step)  # until the run's answer
+        self.feed.versions["header"] += 1
+        self.refresh_panels()
 
     def action_set_lr(self) -> None:
         def done(value: float | None) -> None:

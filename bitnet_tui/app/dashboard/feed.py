@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bitnet_tui.app.dashboard.pending import Pending
 from bitnet_tui.app.dashboard.progress import Pace, Segment, progress_segments, starting_words
 from bitnet_tui.app.dashboard.series import CAPACITY, HISTORY, LayerHistory, Series, ema, short_layer_name
 from bitnet_tui.session.analysis.fold import RunFold
@@ -43,6 +44,8 @@ class Feed(RunFold):
         self.versions: dict[str, int] = dict.fromkeys(PANELS, 0)
         self.pace = Pace()
         """Elapsed, ETA, steps/s and tok/s (:mod:`.progress`: how each is smoothed)."""
+        self.pending = Pending()
+        """Commands this dashboard sent that the run has not applied yet (shown until its answer comes)."""
         self.name_hint = ""
         """The run's name before its header arrives (the source knows it: a live run's, a watched file's)."""
         self.history: Feed | None | bool = None
@@ -55,6 +58,8 @@ class Feed(RunFold):
     def apply(self, e: Event) -> None:
         shown = len(self.timeline)
         super().apply(e)
+        if self.pending.items and self.pending.apply(e):
+            self.versions["header"] += 1
         if isinstance(e, StepDone):
             s = e.step
             self.train_loss.append(s, e.loss)

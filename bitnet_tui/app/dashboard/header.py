@@ -79,7 +79,9 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
 
     three: list[Segment] = []
     a, i = feed.last_alert, feed.last_intervention
-    if a is None and i is None:
+    if feed.pending.items:
+        three.append((pending_mark(feed.pending.labels()), ESSENTIAL))
+    if a is None and i is None and not feed.pending.items:
         three.append((Text("no alerts or interventions yet", style="dim"), 1))
     newer_intervention = i is not None and (a is None or (i.step, i.time) >= (a.step, a.time))
     if a is not None:
@@ -116,3 +118,10 @@ def progress_line(feed: Feed, extra: Text | None, width: int) -> Text:
         segs.append((Text(f"|g| {feed.grad_norm:.3g}"), 3))
     segs.append((Text(feed.device, style="dim"), 1))
     return Text(" ") + fit_with_bar(segs, width - 1, feed.step, feed.total_steps)
+
+
+def pending_mark(labels: list[str]) -> Text:
+    """Commands sent and not yet applied: the run applies them at its next step boundary."""
+    t = Text("⧗ pending until the next step: ", style="bold cyan")
+    t.append(", ".join(labels), style="bold")
+    return t
