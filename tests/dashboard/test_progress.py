@@ -84,25 +84,34 @@ def test_a_pause_is_not_part_of_the_pace():
     assert "10,000 tok/s" in render_header(f, "live").plain
 
 
-def test_the_monitor_leaves_a_pause_out_of_the_next_steps_time(tmp_path, tiny):
+def test_the_monitor_leaves_a_pause_out_of_the_next_steps_time(tiny):
     """The step after a resume logged 476 tok/s: its time counted the pause."""
-    from bitnet_tui.app.runs.build import prepare_run
+    import torch
+    import torch.nn.functional as F
+
+    from bitnet_model.nn.model import BitNetLM
+    from bitnet_tui.instrument.config import MonitorConfig
+    from bitnet_tui.instrument.monitor import Monitor
     from bitnet_tui.session.control import commands as C
 
-    run = prepare_run({}, sessions=str(tmp_path / "s"), base=tiny(steps=12, batch_size=2),
-                      argv=["bitnet-tui", "run"])
+    torch.manual_seed(0)
+    model = BitNetLM(tiny().model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 300, (2, 16))
     steps: list[StepDone] = []
-
-    def seen(e: Event) -> None:
-        if isinstance(e, StepDone):
-            steps.append(e)
-            if e.step == 6:
-                run.send(C.Pause(source="test"))
-                threading.Timer(1.0, lambda: run.send(C.Resume(source="test"))).start()
-
-    run.subscribe(seen)
-    assert run.run().reason == "finished"
-    rates = [e.tokens_per_s for e in steps if e.step > 1]
+    with Monitor(model, opt, sessions_dir=None, eval_every=1000,
+                 options=MonitorConfig(control=False, vocab_size=300)) as mon:
+        mon.subscribe(lambda e: steps.append(e) if isinstance(e, StepDone) else None)
+        for i in range(10):
+            logits, _ = model(x)
+            F.cross_entropy(logits.flatten(0, 1), x.flatten()).backward()
+            opt.step()
+            opt.zero_grad()
+            if i == 5:  # asked mid-step, applied at this step's boundary; resumed 1 s later
+                mon.send(C.Pause(source="test"))
+                threading.Timer(1.0, lambda: mon.send(C.Resume(source="test"))).start()
+            mon.step(logits.sum() * 0, tokens=32)
+    rates = [e.tokens_per_s for e in steps if e.step > 1 and e.tokens_per_s]
     after = next(e.tokens_per_s for e in steps if e.step == 7)
     typical = sorted(rates)[len(rates) // 2]
     assert after > typical / 4, (after, rates)
