@@ -8,18 +8,25 @@ saying so, and training continues to its normal end.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
 from typing import TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.text import Text
 
+from bitnet_tui.app.dashboard.feed import Feed
+from bitnet_tui.app.dashboard.fitting import ESSENTIAL, Segment, fit
+from bitnet_tui.app.dashboard.header import STATE_LABELS, STATE_STYLES
+from bitnet_tui.app.dashboard.progress import fit_with_bar
 from bitnet_tui.app.dashboard.sources import EventBuffer
-from bitnet_tui.session.analysis.fold import RunFold, timeline_item
+from bitnet_tui.session.analysis.fold import timeline_item
 from bitnet_tui.session.control.handle import RunHandle
 from bitnet_tui.session.log.events import Alert, EvalDone, Event, RunEnded
+from bitnet_tui.session.log.paths import short_name
 from bitnet_tui.session.text import fmt_value, printable
 
 
@@ -37,7 +44,8 @@ class HeadlessView:
         self.every_s = every_s
         self.buffer = EventBuffer()
         run.subscribe(self.buffer)
-        self.fold = RunFold()
+        self.fold = Feed()
+        self.fold.name_hint = str(getattr(run, "run_name", "") or "")
         self.lost: str = ""
         """Why printing stopped ("" while it works)."""
         self._last_line = 0.0
@@ -47,20 +55,9 @@ class HeadlessView:
             self.fold.apply(ev)
             lines.extend(_line(ev))
 
-    def _status(self) -> str:
-        f = self.fold
-        parts = []
-        if f.last_step_event is not None:
-            parts += [f"loss {fmt_value(f.loss)}", f"lr {f.lr:.3g}"]
-            if f.tokens_per_s == f.tokens_per_s:
-                parts.append(f"{f.tokens_per_s:,.0f} tok/s")
-        if f.last_eval is not None:
-            parts.append(f"unique {f.last_eval.unique_tokens}/{f.last_eval.generated_tokens}")
-        if f.state:
-            parts.append(f.state)
-        if f.paused:
-            parts.append("PAUSED")
-        return "  ".join(parts)
+    def status(self, width: int = 0, bar: bool = True) -> Text:
+        """The progress line fitted to ``width`` (0: everything; :func:`status_line`)."""
+        return status_line(self.fold, width, bar=bar)
 
     def watch(self) -> RunEnded:
         """Run the training in a thread and show it here until it ends; returns how it ended."""
@@ -111,17 +108,15 @@ class HeadlessView:
 
     def _show_rich(self, worker: threading.Thread) -> None:
         console = Console(file=self.out)
-        cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}", markup=False), TimeRemainingColumn())
-        with Progress(*cols, console=console, refresh_per_second=4, transient=False) as prog:
-            task = prog.add_task(printable(self.run.run_name, 60), total=getattr(self.run, "total_steps", None),
-                                 status="starting")
+        with Live(_Status(self), console=console, refresh_per_second=4, transient=False) as live:
             while worker.is_alive():
                 worker.join(0.25)
                 lines: list[str] = []
                 self._drain(lines)
-                self._print(lines, console)
-                prog.update(task, completed=self.fold.step, status=self._status())
+                self._print(lines, live.console)
+            last: list[str] = []
+            self._drain(last)  # the line ends on the run's end
+            self._print(last, live.console)
 
     def _show_plain(self, worker: threading.Thread) -> None:
         while worker.is_alive():
@@ -131,9 +126,48 @@ class HeadlessView:
             now = time.monotonic()
             if now - self._last_line >= self.every_s and self.fold.last_step_event is not None:
                 self._last_line = now
-                total = f"/{self.fold.total_steps}" if self.fold.total_steps else ""
-                lines.append(f"step  {self.fold.step}{total}  {self._status()}")
+                lines.append(self.status(bar=False).plain)
             self._print(lines)
+
+
+class _Status:
+    """The live progress line, fitted to the terminal's width at every refresh (a resize too)."""
+
+    def __init__(self, view: HeadlessView) -> None:
+        self.view = view
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.view.status(options.max_width)
+
+
+def status_line(feed: Feed, width: int = 0, *, bar: bool = True) -> Text:
+    """The headless progress line: the step of the total (a bar after it where there is room), the ETA, the
+    detector state and PAUSED always; then the loss, tok/s, elapsed, the unique count, the LR, steps/s and the
+    run's name, dropped in the reverse order when ``width`` (0: no limit) is short."""
+    f = feed
+    starting = f.starting()
+    if starting is not None:
+        return fit(starting, width)
+    step, *pace = f.progress()
+    segs: list[Segment] = [step, *(s for s in pace if s[0].plain.startswith("ETA"))]
+    state = STATE_LABELS.get(f.state, printable(f.state, 40)) if f.state else ""
+    if state:
+        segs.append((Text(state, style=STATE_STYLES.get(f.state, "bold")), ESSENTIAL))
+    if f.paused:
+        segs.append((Text("PAUSED", style="reverse"), ESSENTIAL))
+    if f.ended is not None:
+        segs.append((Text(f"ended: {printable(f.ended.reason, 40)}", style="bold"), ESSENTIAL))
+    if math.isfinite(f.loss):
+        segs.append((Text(f"loss {fmt_value(f.loss)}"), 9))
+    segs += [s for s in pace if not s[0].plain.startswith("ETA")]
+    if f.last_eval is not None:
+        segs.append((Text(f"unique {f.last_eval.unique_tokens}/{f.last_eval.generated_tokens}"), 3))
+    if math.isfinite(f.lr):
+        segs.append((Text(f"lr {f.lr:.3g}"), 3))
+    segs.append((Text(short_name(f.run_name), style="bold"), 1))
+    if bar:
+        return fit_with_bar(segs, width, f.step, f.total_steps)
+    return fit(segs, width)
 
 
 def _line(ev: Event) -> list[str]:

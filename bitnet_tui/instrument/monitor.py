@@ -262,6 +262,7 @@ class Monitor:
     def _boundary(self) -> None:
         """Commands, shared with every rank and applied (:meth:`Steering.exchange`); block here while paused."""
         st = self.steering
+        paused_since: float | None = None
         while True:
             st.exchange(self.world, self.emitter)
             if st.eval_requested:
@@ -271,7 +272,9 @@ class Monitor:
                 st.checkpoint_requested = False
                 if self.world.main:
                     self._checkpoint(pinned=True)
-            if not st.paused or st.stop_reason is not None:
+            paused_since = paused_since or (time.perf_counter() if st.paused else None)
+            if not st.paused or st.stop_reason is not None:  # a pause is no part of the next step's time (tok/s)
+                self.readback.leave_out(time.perf_counter() - paused_since if paused_since else 0.0)
                 return
 
     def _checkpoint(self, *, pinned: bool, wait: bool = False) -> None:

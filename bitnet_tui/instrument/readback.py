@@ -66,6 +66,10 @@ class Readback:
         """Training starts now: the first step's rate must not count the setup and the step-0 eval."""
         self._last = time.perf_counter()
 
+    def leave_out(self, seconds: float) -> None:
+        """``seconds`` were spent paused: the next step's time (and its tok/s) must not count them."""
+        self._last += max(0.0, seconds)
+
     def add(self, step: int, loss: Any, grad_norm: Any, tokens: int | None, stage: int,
             metrics: dict[str, float]) -> None:
         now = time.perf_counter()

@@ -12,14 +12,14 @@ from rich.text import Text
 from bitnet_tui.app.cli.app import command
 from bitnet_tui.app.cli.errors import fail, warn
 from bitnet_tui.app.cli.options import JsonOption, SessionsDirOption, resolve_sessions
-from bitnet_tui.app.cli.render import cell, console, emit_json, fit_keys, print_left_out
+from bitnet_tui.app.cli.render import cell, console, distinct_names, emit_json, fit_keys, print_left_out
 from bitnet_tui.session.analysis.compare import compare, short_key
 from bitnet_tui.session.analysis.diagnose import Diagnosis, diagnose
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.analysis.summary import summarize
 from bitnet_tui.session.control.peer import control_path
 from bitnet_tui.session.errors import UserError
-from bitnet_tui.session.log.paths import checkpoint_dir, list_checkpoints, short_name
+from bitnet_tui.session.log.paths import checkpoint_dir, list_checkpoints
 from bitnet_tui.session.log.reader import read_session
 from bitnet_tui.session.text import printable
 
@@ -103,9 +103,9 @@ def print_diagnoses(paths: list[Path], as_json: bool = False) -> None:
                          max_width=10)
         for col in ("disease", "since", "top cause"):
             t.add_column(col, overflow="fold")
-        for r in table.rows:
+        for r, name in zip(table.rows, distinct_names([r.name for r in table.rows], 18)):
             d = by_path[r.path]
-            t.add_row(cell(short_name(r.name)), *[cell(r.differs.get(k)) for k in keys],
+            t.add_row(cell(name), *[cell(r.differs.get(k)) for k in keys],
                       cell(d.headline(short=True)),
                       cell("—" if d.began is None else str(d.began)),
                       cell(top_cause(d)))

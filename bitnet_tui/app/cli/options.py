@@ -83,12 +83,18 @@ def _shown(k: Knob, default: Any) -> str | bool:
     return str(default)
 
 
+BOTH = "_both"
+"""``sweep --decay-all-both``: the parameter of a yes/no knob that sweeps both of its values."""
+
+
 def knob_parameters(sweep: bool) -> list[inspect.Parameter]:
+    """The knobs as options. A yes/no knob is a flag in ``run`` and ``sweep`` alike (``--decay-all``,
+    ``--no-decay-all``); ``sweep`` sweeps both of its values with ``--decay-all-both``."""
     params = []
     for pname, section, k, default in knob_table():
         flag = _flag(pname, section, k)
-        listed = sweep and k.sweep
-        if k.kind is bool and not listed:
+        listed = sweep and k.sweep and k.kind is not bool
+        if k.kind is bool:
             decl = f"{flag}/--no-{flag[2:]}"
             kind: type = bool
         else:
@@ -97,7 +103,26 @@ def knob_parameters(sweep: bool) -> list[inspect.Parameter]:
         ann = Annotated[Optional[kind], typer.Option(decl, help=help_text, show_default=_shown(k, default),
                                                      rich_help_panel=PANELS[section])]
         params.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann))
+        if sweep and k.sweep and k.kind is bool:
+            both = Annotated[bool, typer.Option(f"{flag}-both", help=f"Sweep both: runs with {flag} and with "
+                                                f"--no-{flag[2:]}.", rich_help_panel=PANELS[section])]
+            params.append(inspect.Parameter(pname + BOTH, inspect.Parameter.KEYWORD_ONLY, default=False,
+                                            annotation=both))
     return params
+
+
+def _both(knobs: dict[str, Any], both: dict[str, bool]) -> dict[str, Any]:
+    """``--decay-all-both`` as the comma list a sweep reads (``no,yes``); with ``--decay-all`` too, an error."""
+    for name, on in both.items():
+        if not on:
+            continue
+        knob = name.removesuffix(BOTH)
+        if knobs.get(knob) is not None:
+            flag = "--" + knob.replace("_", "-")
+            raise UserError(f"{flag}-both sweeps both values of {flag}: give one of {flag}-both, {flag} and "
+                            f"--no-{flag[2:]}")
+        knobs[knob] = "no,yes"
+    return knobs
 
 
 def with_knobs(*, sweep: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -111,7 +136,8 @@ def with_knobs(*, sweep: bool = False) -> Callable[[Callable[..., Any]], Callabl
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            knobs = {n: kwargs.pop(n, None) for n in names}
+            both = {n: bool(kwargs.pop(n, False)) for n in names if n.endswith(BOTH)}
+            knobs = _both({n: kwargs.pop(n, None) for n in names if not n.endswith(BOTH)}, both)
             return fn(*args, knobs=knobs, **kwargs)
 
         wrapper.__signature__ = sig.replace(parameters=[  # type: ignore[attr-defined]

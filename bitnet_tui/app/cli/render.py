@@ -28,6 +28,8 @@ from bitnet_tui.session.text import fmt_value, printable
 STATUS_STYLE = {"finished": "green", "running": "cyan", "crashed": "red", "unreadable": "red"}
 NARROW = 80
 """Width a table is laid out for when stdout is not a terminal (``--wide``: unlimited)."""
+SESSION_WIDTH = 16
+"""The session column of a narrow compare table (names shortened to it by :func:`distinct_names`)."""
 
 
 class ViewerConsole(Console):
@@ -91,6 +93,43 @@ def when(t: float | None) -> str:
         return "?"
 
 
+def elide(name: str, keep: tuple[int, int], width: int) -> str:
+    """``name`` in ``width`` cells, keeping ``name[keep[0]:keep[1]]`` (what tells it from its neighbours) and as
+    much around it as fits; what is cut is marked ``…``."""
+    if len(name) <= width:
+        return name
+    lo, hi = keep
+    core = name[lo:hi]
+    if len(core) + (lo > 0) >= width:  # the differing part alone fills the cell: its start shows
+        return ("…" if lo else "") + core[:width - 1 - (lo > 0)] + "…"
+    room = width - len(core)
+    right = name[hi:]
+    if len(right) > room - (lo > 0):
+        keep_right = max(0, room - (1 if lo else 0) - 1)
+        return ("…" if lo else "") + core + right[:keep_right] + "…"
+    room -= len(right)
+    left = name[:lo]
+    return ("…" + left[len(left) - room + 1:] if len(left) > room else left) + core + right
+
+
+def distinct_names(names: Sequence[str], width: int) -> list[str]:
+    """Run names for a column ``width`` cells wide: without their start time, and shortened so the part where
+    they differ stays (the shared start and end are what is cut, never what tells them apart)."""
+    short = [short_name(n) for n in names]
+    if len(set(short)) < len(set(names)):  # the same settings started twice: the start time is what differs
+        short = [n.removesuffix(".jsonl") for n in names]
+    if len(short) < 2:
+        return [s if len(s) <= width else s[:width - 1] + "…" for s in short]
+    first, last = min(short), max(short)
+    pre = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
+    word = short[0].rfind("_", 0, pre) + 1  # start at the word that differs: "lr3e-3", not "3e-3"
+    pre = word if pre - word <= 6 else pre
+    suf = 0
+    while suf < min(len(s) for s in short) - pre and len({s[len(s) - suf - 1] for s in short}) == 1:
+        suf += 1
+    return [elide(s, (pre, len(s) - suf), width) for s in short]
+
+
 def key_cells(k: dict[str, Any]) -> dict[str, Any]:
     """The key settings as shown: clipping 0 is "off", quant is ternary/full."""
     shown = dict(k)
@@ -137,7 +176,8 @@ def print_compare(ct: CompareTable, *, wide: bool) -> None:
     fixed = 17 + (17 if lineage else 0) + sum(mins.get(c, 8) + 1 for c in cols)
     keys, hidden = fit_keys(ct.keys, None if wide else con.width - fixed)
     table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
-    table.add_column("session", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16, min_width=12)
+    table.add_column("session", no_wrap=True, overflow="ellipsis", max_width=None if wide else SESSION_WIDTH,
+                     min_width=12)
     for k in keys:
         head = header_cell(short_key(k))
         table.add_column(head, justify="right", no_wrap=True, overflow="ellipsis", max_width=None if wide else 10,
@@ -147,8 +187,9 @@ def print_compare(ct: CompareTable, *, wide: bool) -> None:
     for col in cols:
         table.add_column(col, justify="left" if col in ("verdict", "status") else "right", no_wrap=True,
                          overflow="ellipsis", min_width=mins.get(col))
-    for r in ct.rows:
-        cells: list[Any] = [cell(r.name if wide else short_name(r.name))]
+    names = [r.name for r in ct.rows] if wide else distinct_names([r.name for r in ct.rows], SESSION_WIDTH)
+    for r, name in zip(ct.rows, names):
+        cells: list[Any] = [cell(name)]
         cells += [cell(r.differs.get(k)) for k in keys]
         if lineage:
             cells.append(cell(r.parent or "—"))

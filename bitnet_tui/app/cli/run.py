@@ -21,7 +21,9 @@ From = Annotated[Optional[str], typer.Option("--from", help="Fork SESSION@STEP (
                                                             "its last checkpoint) with changed knobs.")]
 Preset = Annotated[Optional[str], typer.Option(help="Start from a named configuration (e.g. seed-report); flags "
                                                     "override it.")]
-Headless = Annotated[bool, typer.Option("--headless", help="No dashboard: a progress line (plain lines if piped).")]
+Headless = Annotated[bool, typer.Option("--headless", help="No dashboard: a progress line (plain lines if piped): "
+                                        "step, bar, ETA and steps/s (mean step time over the last 100 steps, "
+                                        "pauses left out), tok/s (median of the last 15 steps), elapsed.")]
 Detach = Annotated[bool, typer.Option("--detach", help="Run in the background (survives logout); attach later.")]
 Control = Annotated[bool, typer.Option("--control/--no-control", help="Serve the owner-only control socket beside "
                                        "the log (ctl, attach and watch from any shell of this user).")]

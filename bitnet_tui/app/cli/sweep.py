@@ -30,6 +30,7 @@ from bitnet_tui.app.cli.app import command
 from bitnet_tui.app.cli.detach import child_argv, child_env, claim, last_error
 from bitnet_tui.app.cli.errors import fail, warn
 from bitnet_tui.app.cli.options import JsonOption, SessionsDirOption, knob_table, with_knobs
+from bitnet_tui.app.cli.presets import PresetHelp, point_label, preset_grid
 from bitnet_tui.app.cli.render import emit_json, print_compare
 from bitnet_tui.app.runs.plan import plan_run
 from bitnet_tui.session.analysis.compare import compare
@@ -176,14 +177,15 @@ def run_sweep(jobs: list[Job], n_jobs: int, start: Any, con: Console, live: bool
     return not stopping and all(j.status == "finished" for j in jobs)
 
 
-@command("sweep")
+@command("sweep", cls=PresetHelp)
 @with_knobs(sweep=True)
 def sweep(
     *,
     knobs: dict[str, Any],
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64,
                                       help="Runs at once (CPU threads are split between them).")] = 1,
-    preset: Annotated[str | None, typer.Option(help="A named sweep (e.g. seed-report); flags override it.")] = None,
+    preset: Annotated[str | None, typer.Option(help="A named sweep (e.g. seed-report); flags override it. With "
+                                               "--help: what it runs, its flags and steps, how long it took.")] = None,
     sessions_dir_opt: SessionsDirOption = None,
     as_json: JsonOption = False,
     diagnose: Annotated[bool, typer.Option("--diagnose/--no-diagnose", help="End with diagnose on every run.")] = True,
@@ -194,8 +196,7 @@ def sweep(
         p = get_preset(preset)
         given = {k for k in knobs if knobs[k] is not None}
         fixed = {**{k: v for k, v in p.get("knobs", {}).items() if k not in given}, **fixed}
-        pgrid = p.get("grid") or [dict(zip(p.get("sweep", {}), combo))
-                                  for combo in itertools.product(*p.get("sweep", {}).values())]
+        pgrid: list[dict[str, Any]] | None = preset_grid(p)
     else:
         pgrid = None
     if pgrid is None:
@@ -208,7 +209,7 @@ def sweep(
     job_list = []
     for point in pgrid:
         kn = {**fixed, **point}
-        job_list.append(Job(knobs=kn, label=" ".join(f"{k}={v}" for k, v in point.items()) or "run"))
+        job_list.append(Job(knobs=kn, label=point_label(point)))
     for extra in (p.get("runs", ()) if preset is not None else ()):  # a preset's own runs, e.g. with --autopilot
         job_list.append(Job(knobs={**fixed, **extra["knobs"]}, label=extra["label"],
                             autopilot=bool(extra.get("autopilot"))))

@@ -6,7 +6,7 @@ control is a command to the run (:mod:`bitnet_tui.session.control.commands`); th
 confirmed ``intervention``, never a guess.
 
 Panels are tabs (``v`` moves on); a terminal of at least 120x36 also gets an "All" tab, the first, with the
-six main panels in a grid.
+six main panels in a grid; from 160x45 the grid has nine (Grad, Metrics and Config too).
 """
 
 from __future__ import annotations
@@ -41,19 +41,21 @@ TICK_S = 0.5
 """How often the UI drains events and redraws (2 Hz)."""
 WIDE = (120, 36)
 """The smallest terminal (columns, rows) that gets the "All" tab."""
+WIDER = (160, 45)
+"""The smallest terminal whose "All" grid also has the Grad, Metrics and Config panels (3x3)."""
 
 PANELS = (
-    # (key, border title, tab label, in the "All" grid)
-    ("loss", "Loss", "Loss", True),
-    ("unique", "Unique tokens", "Unique", True),
-    ("lr", "LR & weight decay", "LR", True),
-    ("weights", "Ternary weights", "Weights", True),
-    ("timeline", "Alerts & interventions", "Alerts", True),
-    ("samples", "Samples", "Samples", True),
-    ("grad", "Grad norm", "Grad", False),
-    ("metrics", "Your metrics", "Metrics", False),
-    ("config", "Configuration", "Config", False),
-    ("diseases", "Diseases (measured)", "Diseases", False),
+    # (key, border title, tab label, in the "All" grid: "main" from WIDE, "wider" from WIDER, "" never)
+    ("loss", "Loss", "Loss", "main"),
+    ("unique", "Unique tokens", "Unique", "main"),
+    ("lr", "LR & weight decay", "LR", "main"),
+    ("weights", "Ternary weights", "Weights", "main"),
+    ("timeline", "Alerts & interventions", "Alerts", "main"),
+    ("samples", "Samples", "Samples", "main"),
+    ("grad", "Grad norm", "Grad", "wider"),
+    ("metrics", "Your metrics", "Metrics", "wider"),
+    ("config", "Configuration", "Config", "wider"),
+    ("diseases", "Diseases (measured)", "Diseases", ""),
 )
 HINTS = {"loss": "s smooth · y log", "unique": "y log", "lr": "y log", "grad": "s smooth · y log",
          "weights": "w map · ↑↓ PgUp/PgDn scroll", "timeline": "n/N", "metrics": "y log"}
@@ -109,8 +111,8 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
         yield Tabs(*tabs, id="panel-tabs", active="tab-loss")
         v = self.view
         with PanelGrid(id="panels"):
-            for key, title, _, main in PANELS:
-                panel = Vertical(id=f"p-{key}", classes="panel" + (" -main" if main else ""))
+            for key, title, _, grid in PANELS:
+                panel = Vertical(id=f"p-{key}", classes="panel" + (f" -{grid}" if grid else ""))
                 panel.border_title = title
                 panel.border_subtitle = HINTS.get(key, "")
                 if key == self.current_panel:
@@ -150,10 +152,16 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
     def wide(self) -> bool:
         return self.size.width >= WIDE[0] and self.size.height >= WIDE[1]
 
+    @property
+    def wider(self) -> bool:
+        return self.size.width >= WIDER[0] and self.size.height >= WIDER[1]
+
     def fit_tabs(self, first: bool = False) -> None:
-        """Offer the "All" tab where the terminal is large enough (and open on it there)."""
+        """Offer the "All" tab where the terminal is large enough (and open on it there); nine panels in its grid
+        where the terminal is larger still."""
         try:
             tabs = self.query_one(Tabs)
+            self.query_one("#panels").set_class(self.wider, "-nine")
         except NoMatches:
             return
         hidden = tabs.query_one("#tab-all", Tab).has_class("-hidden")
@@ -189,7 +197,8 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
 
     def show_panel(self, key: str, keep_overview: bool = False) -> None:
         """Make ``key``'s tab the active one (in the "All" grid, stay there if ``keep_overview``)."""
-        if keep_overview and self.current_panel == "all" and any(k == key and main for k, _, _, main in PANELS):
+        shown = ("main", "wider") if self.wider else ("main",)
+        if keep_overview and self.current_panel == "all" and any(k == key and g in shown for k, _, _, g in PANELS):
             return
         self.query_one(Tabs).active = f"tab-{key}"
 
@@ -271,7 +280,9 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
         return self.source.can(action) is True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title != "Keys":  # ours (the palette's entry below) lists this mode's keys
+                yield cmd
         for action, args, title, help_text in PALETTE:
             ok = True if action in VIEW_ACTIONS or action in ("quit_run", "interrupt") else self.source.can(action)
             if action == "rewind" and self._rewinding is not None:

@@ -12,7 +12,8 @@ from textual.widgets import Tabs
 from textual.worker import Worker, WorkerState
 
 from bitnet_tui.app.dashboard.dialogs import ConfirmDialog, LRDialog, RewindDialog, StepDialog, WDDialog
-from bitnet_tui.app.dashboard.keys import SENDS
+from bitnet_tui.app.dashboard.keyhelp import KeysScreen, key_lines
+from bitnet_tui.app.dashboard.keys import SENDS, VIEW_ACTIONS
 from bitnet_tui.app.dashboard.player import SPEEDS
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.text import fmt_num, printable
@@ -32,6 +33,9 @@ class RunControls:
             self.notify(self.source.why_not("steer") or "this view cannot steer a run", severity="warning")
             return
         self.source.send(cmd)
+        self.feed.pending.sent(type(cmd).wire, cmd.args(), self.feed.step)  # until the run's answer
+        self.feed.versions["header"] += 1
+        self.refresh_panels()
 
     def action_set_lr(self) -> None:
         def done(value: float | None) -> None:
@@ -232,9 +236,28 @@ class ReplayControls:
 
 
 class ViewControls:
-    """What is shown: panels, log scale, smoothing, the weights map (every mode)."""
+    """What is shown: panels, log scale, smoothing, the weights map, the keys (every mode)."""
 
     view: Any
+    source: Any
+    mode: str
+
+    def action_keys(self) -> None:
+        """Our help screen: every key of this mode, one line each."""
+        if isinstance(self.screen, KeysScreen):
+            return
+        mode = "attach" if self.source.detachable else self.mode
+        self.push_screen(KeysScreen(mode, key_lines(mode, self._why_not_key)))
+
+    def _why_not_key(self, action: str) -> str | None:
+        """"" where a key works now, why not where it works in this mode but not now, None where the mode has
+        no use for it (watch and replay never steer)."""
+        if action in VIEW_ACTIONS or action in ("quit_run", "interrupt"):
+            return ""
+        ok = self.source.can(action)
+        if ok is None and self.mode == "live":
+            return self.source.why_not(action) or "unavailable now"
+        return "" if ok else None
 
     def action_next_panel(self) -> None:
         self.query_one(Tabs).action_next_tab()

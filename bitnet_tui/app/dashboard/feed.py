@@ -8,9 +8,10 @@ lets a panel redraw only when its data changed.
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any
 
+from bitnet_tui.app.dashboard.pending import Pending
+from bitnet_tui.app.dashboard.progress import Pace, Segment, progress_segments, starting_words
 from bitnet_tui.app.dashboard.series import CAPACITY, HISTORY, LayerHistory, Series, ema, short_layer_name
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.control.commands import LR_ACTIONS
@@ -41,10 +42,12 @@ class Feed(RunFold):
         self.marked: list[Event] = []
         """The events behind :attr:`timeline`, one for one (the panels format their values themselves)."""
         self.versions: dict[str, int] = dict.fromkeys(PANELS, 0)
-        self._rate: deque[tuple[int, float]] = deque(maxlen=64)
-        """(step, logged time minus the time spent paused) of recent steps: the rate behind the ETA."""
-        self._paused_at: float | None = None
-        self._paused_total = 0.0
+        self.pace = Pace()
+        """Elapsed, ETA, steps/s and tok/s (:mod:`.progress`: how each is smoothed)."""
+        self.pending = Pending()
+        """Commands this dashboard sent that the run has not applied yet (shown until its answer comes)."""
+        self.name_hint = ""
+        """The run's name before its header arrives (the source knows it: a live run's, a watched file's)."""
         self.history: Feed | None | bool = None
         """The parent run up to the fork (drawn dimmed); False once looked for and absent."""
 
@@ -55,16 +58,17 @@ class Feed(RunFold):
     def apply(self, e: Event) -> None:
         shown = len(self.timeline)
         super().apply(e)
+        if self.pending.items and self.pending.apply(e):
+            self.versions["header"] += 1
         if isinstance(e, StepDone):
             s = e.step
             self.train_loss.append(s, e.loss)
             self.lr_series.append(s, e.lr)
             self.wd_series.append(s, e.weight_decay)
             self.grad_norm_series.append(s, e.grad_norm)
-            for k, v in e.extra.items():
-                self._metric(k).append(s, v)
-            if e.tokens_per_s is not None:
-                self._rate.append((s, e.time - self._paused_total))
+            for k, x in e.extra.items():
+                self._metric(k).append(s, x)
+            self.pace.step(s, e.time, e.tokens_per_s)
             v = self.versions
             v["header"] += 1
             v["loss"] += 1
@@ -102,12 +106,10 @@ class Feed(RunFold):
     def _intervention(self, e: Intervention) -> None:
         if e.action in LR_ACTIONS:
             self._touch("lr")
-        elif e.action == "pause" and self._paused_at is None:
-            self._paused_at = e.time
-        elif e.action == "resume" and self._paused_at is not None:
-            # The ETA must not count the pause: later steps are timed as if it never happened.
-            self._paused_total += max(0.0, e.time - self._paused_at)
-            self._paused_at = None
+        elif e.action == "pause":
+            self.pace.pause(e.time)
+        elif e.action == "resume":
+            self.pace.resume(e.time)
 
     def _metric(self, name: str) -> Series:
         key = printable(name, 60)
@@ -127,19 +129,38 @@ class Feed(RunFold):
         return self.history if isinstance(self.history, Feed) else None
 
     def steps_per_s(self) -> float | None:
-        """Recent step rate from logged times, paused time left out (no wall clock: replays render the same)."""
-        if len(self._rate) < 2:
-            return None
-        (s0, t0), (s1, t1) = self._rate[0], self._rate[-1]
-        if t1 <= t0 or s1 <= s0:
-            return None
-        return (s1 - s0) / (t1 - t0)
+        return self.pace.steps_per_s()
 
     def eta_s(self) -> float | None:
-        rate = self.steps_per_s()
-        if rate is None or self.ended is not None or not self.total_steps:
+        if self.ended is not None or not self.total_steps:
             return None
-        return max(0.0, (self.total_steps - self.step) / rate)
+        return self.pace.eta_s(self.total_steps - self.step)
+
+    def elapsed_s(self) -> float | None:
+        """From run_started to the latest event (logged times, pauses included)."""
+        if self.header is None or self.last_time is None:
+            return None
+        return self.last_time - self.header.time
+
+    def starting(self) -> list[Segment] | None:
+        """Before the first step (and before the end), what the run is doing and what it is; else None."""
+        if self.last_step_event is not None or self.ended is not None:
+            return None
+        h = self.header
+        return starting_words(started=h is not None, step=self.step, evals=len(self.evals), config=self.config,
+                              params=h.params if h is not None else None, device=self.device if h else "")
+
+    @property
+    def run_name(self) -> str:
+        """The header's run name; before it, the name the source was given (a live run's, a watched log's)."""
+        if self.header is None and self.name_hint:
+            return printable(self.name_hint, 200)
+        return super().run_name
+
+    def progress(self) -> list[Segment]:
+        """The progress part of a header or headless line (:func:`~.progress.progress_segments`)."""
+        return progress_segments(self.step, self.total_steps, self.pace, elapsed=self.elapsed_s(),
+                                 running=self.ended is None)
 
     def learning_from(self) -> int:
         """Index into :attr:`evals` of the first eval after the model started learning (its state is past

@@ -1,7 +1,8 @@
 """The header's three lines, fitted to the terminal: what matters most is never the part that is cut.
 
-Each line is a list of segments with a priority; when a line is too wide, the least important segment goes
-first (the device before the ETA before the step), and a long session name loses its start-time prefix.
+Each line is a list of segments with a priority (:mod:`.fitting`); when a line is too wide, the least important
+segment goes first (the device before the ETA before the step), and a long session name loses its start-time
+prefix. The second line is the run's progress (:func:`progress_line`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import math
 from rich.text import Text
 
 from bitnet_tui.app.dashboard.feed import Feed
+from bitnet_tui.app.dashboard.fitting import ESSENTIAL, Segment, fit
+from bitnet_tui.app.dashboard.progress import fit_with_bar
 from bitnet_tui.session.log.paths import short_name
-from bitnet_tui.session.text import fmt_duration, fmt_num, printable
+from bitnet_tui.session.text import fmt_num, printable
 
 STATE_LABELS = {
     "": "no eval yet", "not_learning": "not learning yet", "partial": "partly learned", "unigram": "unigram phase",
@@ -43,32 +46,6 @@ LEVEL_GLYPHS = {"error": "✖", "warning": "⚠", "info": "•"}
 def glyph(level: str) -> str:
     return LEVEL_GLYPHS.get(level, "•")
 
-Segment = tuple[Text, int]
-"""A piece of a header line and its priority (higher stays longer)."""
-ESSENTIAL = 10
-"""Segments of this priority are never dropped: the mode, the detector state, PAUSED, the run's name, the step."""
-
-
-def fit(segments: list[Segment], width: int, sep: str = "  ") -> Text:
-    """Join ``segments`` with ``sep``, dropping the lowest-priority ones until the line fits ``width`` (the
-    essential ones stay; the line is then cut at the end)."""
-    segs = [s for s in segments if s[0].plain]
-
-    def total(ss: list[Segment]) -> int:
-        return sum(t.cell_len for t, _ in ss) + len(sep) * max(0, len(ss) - 1)
-
-    while width > 0 and total(segs) > width and len(segs) > 1:
-        lowest = min(range(len(segs)), key=lambda i: (segs[i][1], -i))
-        if segs[lowest][1] >= ESSENTIAL:
-            break  # what is left is cut at the end, never dropped
-        segs.pop(lowest)
-    out = Text(sep).join(t for t, _ in segs)
-    out.no_wrap = True
-    out.overflow = "ellipsis"
-    if width > 0:
-        out.truncate(width, overflow="ellipsis")
-    return out
-
 
 def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int = 0) -> Text:
     """Three lines (``\\n``-joined): who and in what state; progress and speed; the last alert and change.
@@ -76,8 +53,8 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
     w = width or 10_000
     name = feed.run_name
     one: list[Segment] = [(Text(f" {mode.upper()} ", style="reverse bold"), 10)]
-    one.append((Text(f" {STATE_LABELS.get(feed.state, printable(feed.state, 40))} ",
-                     style=STATE_STYLES.get(feed.state, "bold")), 10))
+    label = STATE_LABELS.get(feed.state, printable(feed.state, 40)) if feed.header else "starting"
+    one.append((Text(f" {label} ", style=STATE_STYLES.get(feed.state, "bold")), 10))
     if feed.paused:
         one.append((Text(" PAUSED ", style="reverse"), ESSENTIAL))
     one.append((Text(name, style="bold"), ESSENTIAL))
@@ -98,27 +75,13 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
                    if s[1] == 4 else s for s in one]
         line1 = fit(one, w)
 
-    two: list[Segment] = []
-    total = f"/{feed.total_steps}" if feed.total_steps else ""
-    two.append((Text(f"step {feed.step}{total}"), 10))
-    if math.isfinite(feed.loss):
-        two.append((Text(f"loss {feed.loss:.3f}"), 9))
-    if math.isfinite(feed.lr):
-        two.append((Text(f"lr {fmt_num(float(f'{feed.lr:.3g}'))}"), 9))
-    if extra is not None and extra.plain:
-        two.append((extra, 8))
-    if feed.ended is None:
-        two.append((Text(f"ETA {fmt_duration(feed.eta_s())}"), 6))
-    if math.isfinite(feed.tokens_per_s):
-        two.append((Text(f"{feed.tokens_per_s:,.0f} tok/s"), 5))
-    if math.isfinite(feed.grad_norm):
-        two.append((Text(f"|g| {feed.grad_norm:.3g}"), 3))
-    two.append((Text(feed.device, style="dim"), 2))
-    line2 = Text(" ") + fit(two, w - 1)
+    line2 = progress_line(feed, extra, w)
 
     three: list[Segment] = []
     a, i = feed.last_alert, feed.last_intervention
-    if a is None and i is None:
+    if feed.pending.items:
+        three.append((pending_mark(feed.pending.labels()), ESSENTIAL))
+    if a is None and i is None and not feed.pending.items:
         three.append((Text("no alerts or interventions yet", style="dim"), 1))
     newer_intervention = i is not None and (a is None or (i.step, i.time) >= (a.step, a.time))
     if a is not None:
@@ -133,3 +96,32 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
         three.append((t, 9 if newer_intervention else 8))
     line3 = Text(" ") + fit(three, w - 1, sep="   ")
     return Text("\n").join([line1, line2, line3])
+
+
+def progress_line(feed: Feed, extra: Text | None, width: int) -> Text:
+    """The header's second line: the step of the total and a progress bar, the loss and LR, the view's notice
+    (``extra``), the ETA, tok/s, elapsed, steps/s, |g| and the device, fitted to ``width`` in that order of
+    importance (the device goes first)."""
+    starting = feed.starting()
+    if starting is not None:  # the first paint: what the run is doing and what it is, never a placeholder
+        return Text(" ") + fit(starting + ([(extra, 8)] if extra is not None and extra.plain else []), width - 1)
+    step, *pace = feed.progress()
+    segs: list[Segment] = [step]
+    if math.isfinite(feed.loss):
+        segs.append((Text(f"loss {feed.loss:.3f}"), 9))
+    if math.isfinite(feed.lr):
+        segs.append((Text(f"lr {fmt_num(float(f'{feed.lr:.3g}'))}"), 9))
+    if extra is not None and extra.plain:
+        segs.append((extra, 8))
+    segs += pace
+    if math.isfinite(feed.grad_norm):
+        segs.append((Text(f"|g| {feed.grad_norm:.3g}"), 3))
+    segs.append((Text(feed.device, style="dim"), 1))
+    return Text(" ") + fit_with_bar(segs, width - 1, feed.step, feed.total_steps)
+
+
+def pending_mark(labels: list[str]) -> Text:
+    """Commands sent and not yet applied: the run applies them at its next step boundary."""
+    t = Text("⧗ pending until the next step: ", style="bold cyan")
+    t.append(", ".join(labels), style="bold")
+    return t

@@ -42,6 +42,7 @@ BINDINGS = [
     Binding("y", "toggle_log", "Log", show=False),
     Binding("s", "smoothing", "EMA", show=False),
     Binding("w", "weights_map", "Map", show=False),
+    Binding("question_mark", "keys", "Keys", key_display="?", show=False),
     Binding("q", "quit_run", "Quit"),
     Binding("ctrl+c", "interrupt", "Interrupt", show=False, priority=True),
 ]
@@ -50,7 +51,7 @@ SENDS: dict[str, type[C.Command]] = {"undo_lr": C.UndoLR, "checkpoint": C.Checkp
 """Dashboard actions that are one command each (the command's title names them in the palette)."""
 
 VIEW_ACTIONS = frozenset({"next_panel", "show_panel", "toggle_log", "smoothing", "weights_map", "next_mark",
-                          "prev_mark"})
+                          "prev_mark", "keys"})
 """Actions that change what is shown, available in every mode."""
 
 PALETTE = (
@@ -82,6 +83,7 @@ PALETTE = (
     ("smoothing", (), "Loss smoothing (EMA)", "s: cycle the loss and grad-norm EMA: off, 0.9, 0.99, 0.999"),
     ("weights_map", (), "Weights map: flip & zero ↔ scale & RMS",
      "w: what the per-layer heatmap shows"),
+    ("keys", (), "Keys", "?: every key of this mode, one line each (Esc or q closes)"),
     ("quit_run", (), "Quit", "q: live, stop the run and quit (attached: detach)"),
     ("interrupt", (), "Interrupt (Ctrl+C)",
      "ctrl+c: live, end the run now (checkpoint, run_ended interrupted, exit 130); attached: detach"),

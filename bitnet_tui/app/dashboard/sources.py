@@ -146,6 +146,7 @@ class LiveSource(Source):
         super().__init__()
         self.run = run
         self.no_rewind = no_rewind
+        self.feed.name_hint = str(getattr(run, "run_name", "") or "")
         self.buffer = EventBuffer()
         run.subscribe(self.buffer)  # before the run starts, so the header is not missed
         self.work = run.run
@@ -204,6 +205,7 @@ class LiveSource(Source):
         self.buffer = EventBuffer()
         run.subscribe(self.buffer)
         parent, self.feed = self.feed, Feed()
+        self.feed.name_hint = str(getattr(run, "run_name", "") or "")
         self.feed.history = parent  # the run it forks from, already folded (the plots clip it at the fork)
         self.work = run.run
 
@@ -265,6 +267,7 @@ class WatchSource(Source):
     def __init__(self, path: str | Path, *, stale_after: float = STALE_S) -> None:
         super().__init__()
         self.path = Path(path)
+        self.feed.name_hint = self.path.name.removesuffix(SUFFIX)
         self.follower = Follower(self.path)
         self.buffer = EventBuffer()
         self.stale_after = stale_after

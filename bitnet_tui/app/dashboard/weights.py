@@ -1,6 +1,7 @@
 """The ternary weights panel: every layer, its history as a picture, and the latest numbers.
 
-One row per BitLinear layer (named ``3.attn.q``: block, then projection), scrollable: two heatmap strips
+Every layer at once first, one cell each (:func:`every_layer`: the latest values, so all of them show at
+80x24), then one row per BitLinear layer (named ``3.attn.q``: block, then projection), scrollable: two heatmap strips
 over the logged steps (flip rate and zero fraction; ``w`` switches to the ternary scale and latent RMS, each
 relative to its layer's peak, where un-learning shows as a fading row), then the latest -1/0/+1 split,
 scale, latent RMS and flip rate as far as the width allows. Above them, per snapshot, the mean scale, the
@@ -190,6 +191,41 @@ def rows(feed: Feed, view: View, width: int) -> Text:
     return out
 
 
+def every_layer(feed: Feed, view: View, width: int) -> Text:
+    """Every ternary layer at once, one cell each in log order, ``│`` between blocks: the latest snapshot of
+    each of the two strips' figures, shaded on the strips' own scale. At 80x24 the rows below show a dozen
+    layers; this shows all of them (a 12-block model's 84 on two lines each)."""
+    hist = feed.layers
+    names = hist.names
+    if not names or not hist.steps:
+        return Text("")
+    lay = layout(width, names)
+    room = max(8, width - lay.name - 1)
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for n, (stat, title) in enumerate(MAPS.get(view.weights_map, MAPS["flip"])):
+        latest = hist.values.get(stat, [[]])[-1]
+        cols, _ = hist.columns(stat, lay.strip)
+        levels, _, _ = _levels([*cols, list(latest)], stat in ("scale", "rms"))
+        now = levels[-1] if levels else []
+        cells: list[Text] = []
+        for i, name in enumerate(names):
+            if i and _block(name) != _block(names[i - 1]):
+                cells.append(Text("│", style="dim"))
+            cells.append(cell(now[i] if i < len(now) else math.nan))
+        for start in range(0, len(cells), room):
+            label = f"{title} now" if start == 0 else ""
+            out.append(f"{label[: lay.name]:<{lay.name}} ", style="bold")
+            for c in cells[start:start + room]:
+                out.append_text(c)
+            if start + room < len(cells) or n == 0:
+                out.append("\n")
+    return out
+
+
+def _block(name: str) -> str:
+    return name.split(".", 1)[0] if "." in name else ""
+
+
 def _number(lw: Any, key: str) -> str:
     if lw is None:
         return "-"
@@ -227,6 +263,7 @@ class WeightsPanel(Vertical):
 
     def compose(self) -> Any:
         yield Static(id="w-summary")
+        yield _Drawn(every_layer, id="w-all")
         yield _Drawn(header, id="w-head")
         with VerticalScroll(id="w-scroll"):
             yield _Drawn(rows, id="w-rows")
@@ -238,7 +275,7 @@ class WeightsPanel(Vertical):
         self._drawn = key
         self.query_one("#w-summary", Static).update(summary(feed))
         n = len(feed.layers.names)
-        for wid in ("#w-head", "#w-rows"):
+        for wid in ("#w-all", "#w-head", "#w-rows"):
             d = self.query_one(wid, _Drawn)
             d.feed, d.view = feed, self.view
             d.display = n > 0
