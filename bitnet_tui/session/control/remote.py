@@ -16,7 +16,7 @@ from typing import Any
 
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.control.client import request
-from bitnet_tui.session.control.peer import ControlError, control_path
+from bitnet_tui.session.control.peer import ControlError, NoAnswer, control_path
 from bitnet_tui.session.control.protocol import command_request
 from bitnet_tui.session.log.errors import SessionError
 from bitnet_tui.session.log.events import Alert, Event, Intervention, RunEnded, RunStarted
@@ -44,11 +44,13 @@ class RemoteRun:
     detachable = True
 
     def __init__(self, session_path: str | os.PathLike[str], *, control: str | os.PathLike[str] | None = None,
-                 poll_s: float = 0.1, lost_after_s: float = 2.0) -> None:
+                 poll_s: float = 0.1, lost_after_s: float = 2.0, answer_s: float = 5.0) -> None:
         self.path = Path(session_path)
         self.control = Path(control) if control is not None else control_path(self.path)
         self.poll_s = poll_s
         self.lost_after_s = lost_after_s
+        self.answer_s = answer_s
+        """How long a command waits for the run's answer."""
         self.follower = Follower(self.path)
         self.header: RunStarted | None = None
         self.run_name = self.path.name.removesuffix(SUFFIX)
@@ -106,7 +108,10 @@ class RemoteRun:
     def send(self, cmd: C.Command) -> dict[str, Any] | None:
         """Forward a command; never raises. Returns the reply, or None when the socket could not be reached."""
         try:
-            reply = request(self.control, command_request(cmd))
+            reply = request(self.control, command_request(cmd), timeout=self.answer_s)
+        except NoAnswer as e:
+            self._local_alert(f"{type(cmd).__name__} was sent but got {e}")
+            return None
         except (ControlError, ValueError) as e:
             self._local_alert(f"{type(cmd).__name__} was not sent: {e}")
             return None
