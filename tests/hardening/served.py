@@ -1,8 +1,9 @@
 """A run's control socket served by a real process of its own, to be stopped (SIGSTOP) and continued by a test.
 
 The process serves :class:`~bitnet_tui.instrument.server.ControlServer` for a stand-in run that appends the wire
-name of every command it is handed to a file, one a line (what the run applied, in order). No torch: it starts
-in well under a second.
+name of every command it is handed to a file, one a line (what the run applied, in order), and, given a log,
+holds its writer lock as a live run does (so a follower does not take it for crashed). No torch: it starts in
+well under a second.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from pathlib import Path
 from tests.hardening.hostile import ROOT, cli_env
 
 SERVE = r"""
-import sys, time
+import fcntl, os, sys, time
 from bitnet_tui.instrument.server import ControlServer
+
+if len(sys.argv) > 3:
+    lock = os.open(sys.argv[3], os.O_RDONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
 
 class Run:
     run_name, step_count, paused = "served", 0, False
@@ -36,10 +41,11 @@ time.sleep(120)
 
 
 @contextlib.contextmanager
-def served(sock: Path, applied: Path) -> Iterator[subprocess.Popen[str]]:
-    """A process serving ``sock``; ``applied`` lists the commands it took. Killed (continued first) at the end."""
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(sock), str(applied)], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT, env=cli_env())
+def served(sock: Path, applied: Path, log: Path | None = None) -> Iterator[subprocess.Popen[str]]:
+    """A process serving ``sock``; ``applied`` lists the commands it took; ``log``: a log whose writer lock it holds.
+    Killed (continued first) at the end."""
+    argv = [sys.executable, "-c", SERVE, str(sock), str(applied), *([str(log)] if log is not None else [])]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=cli_env())
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "serving"
         yield proc

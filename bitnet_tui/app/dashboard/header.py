@@ -70,9 +70,11 @@ def fit(segments: list[Segment], width: int, sep: str = "  ") -> Text:
     return out
 
 
-def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int = 0) -> Text:
+def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int = 0, alarm: str = "") -> Text:
     """Three lines (``\\n``-joined): who and in what state; progress and speed; the last alert and change.
-    ``width`` 0: nothing dropped (tests that read every part)."""
+    ``alarm``: a condition that makes the figures stale (the run not answering, its log silent): shown on the
+    first line, never dropped, and the speed and ETA are left out. ``width`` 0: nothing dropped (tests that read
+    every part)."""
     w = width or 10_000
     name = feed.run_name
     one: list[Segment] = [(Text(f" {mode.upper()} ", style="reverse bold"), 10)]
@@ -80,6 +82,8 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
                      style=STATE_STYLES.get(feed.state, "bold")), 10))
     if feed.paused:
         one.append((Text(" PAUSED ", style="reverse"), ESSENTIAL))
+    if alarm:
+        one.append((Text(f" {printable(alarm, 80)} ", style="bold white on red"), ESSENTIAL))
     one.append((Text(name, style="bold"), ESSENTIAL))
     parent = feed.parent
     if parent is not None:
@@ -107,9 +111,9 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
         two.append((Text(f"lr {fmt_num(float(f'{feed.lr:.3g}'))}"), 9))
     if extra is not None and extra.plain:
         two.append((extra, 8))
-    if feed.ended is None:
+    if feed.ended is None and not alarm:
         two.append((Text(f"ETA {fmt_duration(feed.eta_s())}"), 6))
-    if math.isfinite(feed.tokens_per_s):
+    if math.isfinite(feed.tokens_per_s) and not alarm:
         two.append((Text(f"{feed.tokens_per_s:,.0f} tok/s"), 5))
     if math.isfinite(feed.grad_norm):
         two.append((Text(f"|g| {feed.grad_norm:.3g}"), 3))
