@@ -59,7 +59,7 @@ def test_the_socket_survives_a_flood_and_logs_every_command_it_took(tmp_path):
             th.start()
         for th in threads:
             th.join(30)
-        answers = [json.loads(r.split(b"\n")[0]) for r in replies if r not in (b"", b"EAGAIN")]
+        answers = [json.loads(r.split(b"\n")[0]) for r in replies if r != b"EAGAIN"]
         assert len(replies) == 500 and answers  # each answered (served, or refused as too many) or refused at the door
         assert all(a["ok"] or a["error"] == "too many connections" for a in answers)
         assert request(sock, {"cmd": "ping"})["ok"]
