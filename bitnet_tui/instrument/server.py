@@ -20,8 +20,13 @@ from typing import Any, Protocol
 
 from bitnet_tui.session.control.commands import Command
 from bitnet_tui.session.control.peer import ControlError, check_socket_path, is_live, peer_uid, socket_address
-from bitnet_tui.session.control.protocol import (MAX_REQUEST_BYTES, parse_request, refuse_constant, request_id,
-                                                 unique_keys)
+from bitnet_tui.session.control.protocol import (
+    MAX_REQUEST_BYTES,
+    parse_request,
+    refuse_constant,
+    request_id,
+    unique_keys,
+)
 from bitnet_tui.session.text import safe_text, shown_path
 
 MAX_CLIENTS = 8

@@ -1,7 +1,7 @@
-"""Issue 25's adversarial pass, kept: every kind of hostile log (``hostile_logs.kinds``, scaled down: a 2 MB line
-for the 50 MB one, a thousand blank lines for the million) through one of the five log viewers each. Each either reads it
-(exit 0; a damaged one says so in a warning) or refuses it in one line (exit 2); never a traceback, a hang, a
-control character or the file's bulk echoed. Full-size figures (time, peak RSS): ``python -m
+"""Issue 25's adversarial pass, kept: every kind of hostile log (``hostile_logs.kinds``, scaled down: a 2 MB
+line for the 50 MB one, a thousand blank lines for the million) through one of the five log viewers each. Each
+either reads it (exit 0; a damaged one says so in a warning) or refuses it in one line (exit 2); never a
+traceback, a hang, a control character or the file's bulk echoed. Full-size figures (time, peak RSS): ``python -m
 tests.hardening.hostile_logs``, written in docs/security.md."""
 
 from __future__ import annotations

@@ -70,6 +70,6 @@ async def test_watch_restarts_on_the_new_file_and_says_so(tmp_path):
         replace(log, other_run(lines, "another-run", 500))
         await wait_for(pilot, lambda: app.feed.ended is not None, 10, "the new file's run_ended")
         assert first != "another-run" and app.feed.run_name == "another-run"
-        assert app.feed.events == 501  # the new file from its start (500 lines and its run_ended): none of the first run's events in the view
+        assert app.feed.events == 501  # the new file from its start (500 lines, run_ended): none of the first run's
         header = render_header(app.feed, app.mode, app._notice()).plain
         assert "the log was replaced; following the new file from its start" in header

@@ -3,9 +3,10 @@
 Each request is one object, ``{"cmd": "set_lr", "value": 1e-3}``; each gets one reply line,
 ``{"ok": true}`` or ``{"ok": false, "error": "..."}``. Any request may carry an ``id`` (1-64 letters, digits,
 ``.``, ``_``, ``:`` or ``-``): the run applies a command once per id, and answers a request whose id it has
-already taken with ``{"ok": true, "duplicate": true}`` (a retry after no answer is never applied twice). The commands, their wire names and their fields
-are declared once, in :data:`bitnet_tui.session.control.commands.COMMANDS`; this module only checks a decoded
-request against that table. ``ping`` is the protocol's own: the reply carries run, step and paused.
+already taken with ``{"ok": true, "duplicate": true}`` (a retry after no answer is never applied twice).
+The commands, their wire names and their fields are declared once, in
+:data:`bitnet_tui.session.control.commands.COMMANDS`; this module only checks a decoded request against that
+table. ``ping`` is the protocol's own: the reply carries run, step and paused.
 Anything else (unknown keys, wrong types, booleans for numbers, NaN) is refused with a reply saying why.
 """
 
