@@ -189,7 +189,7 @@ class ControlServer:
                     while len(self._ids) > IDS_KEPT:
                         self._ids.popitem(last=False)
             self.run.send(cmd)
-            return {"ok": True} if rid is None else {"ok": True, "id": rid}
+            return {"ok": True}
         return {"ok": True, "run": self.run.run_name, "step": self.run.step_count, "paused": self.run.paused}
 
     def close(self) -> None:

@@ -65,7 +65,7 @@ def test_the_server_applies_one_command_per_id_and_refuses_a_bad_one(tmp_path):
 
     with ControlServer(Run(), tmp_path / "r.sock") as srv:
         line = b'{"cmd": "pause", "id": "a"}'
-        assert srv.handle(line) == {"ok": True, "id": "a"}
+        assert srv.handle(line) == {"ok": True}
         assert srv.handle(line) == {"ok": True, "duplicate": True, "id": "a"}
         assert srv.handle(b'{"cmd": "pause"}') == {"ok": True}
         assert srv.handle(b'{"cmd": "pause", "id": ""}')["ok"] is False
