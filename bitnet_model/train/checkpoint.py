@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import fields
 from pathlib import Path
@@ -55,12 +56,16 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         f = open_regular(path)  # a FIFO or a device is refused here instead of blocking the load
     except SessionError as e:
         raise CheckpointError(f"checkpoint {e}") from None
-    try:
-        with f:
+    try:  # torch warns (two lines, on stderr) about a raw pickle's protocol before refusing it: our sentence says it
+        with f, warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
             ck = torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path} was refused: it holds objects other than tensors and plain data "
-                              f"({str(e).splitlines()[0][:160]})") from None
+        # torch's own words advise loading it unsafely: only the reason it gives is quoted
+        why = str(e).partition("WeightsUnpickler error:")[2].partition("Check the documentation")[0]
+        why = " ".join(why.split())[:120]
+        raise CheckpointError(f"{path} was refused: it holds objects other than tensors and plain data, or is not "
+                              f"a torch checkpoint (loading it could run code){f'; {why}' if why else ''}") from None
     except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:160]})") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:

@@ -200,7 +200,11 @@ def diagnostics_for(model: Any, decode: Callable | None, prompts: Any, val_batch
     """A Monitor's baselines, diagnostics and training-token counter (None when the unigram figure was given)
     from its arguments (``prompts``: a tensor or lists of ids)."""
     if prompts is not None and not isinstance(prompts, torch.Tensor):
-        prompts = torch.tensor(prompts, dtype=torch.long)
+        try:
+            prompts = torch.tensor(prompts, dtype=torch.long)
+        except (TypeError, ValueError, OverflowError, RuntimeError):  # torch's words name its own internals
+            raise ValueError("Monitor(prompts=...): the prompts must be lists of whole token ids, all of one length "
+                             "(or a 2-D tensor of ids)") from None
     prompts = prompts.to(device) if prompts is not None else None
     unigram = o.unigram
     if unigram is not None and not isinstance(unigram, torch.Tensor):

@@ -1,6 +1,7 @@
 """Serving a run's control socket: requests in background threads become commands in the run's inbox.
 
-``ok`` means the run queued the command; the log's ``intervention`` event is the confirmation. Only the
+``ok`` means the run queued the command; the log's ``intervention`` event is the confirmation. A command whose
+request ``id`` the run has already taken is answered ``duplicate`` and not queued again. Only the
 user running the trainer is served (:mod:`bitnet_tui.session.control.peer`).
 """
 
@@ -13,12 +14,19 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Protocol
 
 from bitnet_tui.session.control.commands import Command
 from bitnet_tui.session.control.peer import ControlError, check_socket_path, is_live, peer_uid, socket_address
-from bitnet_tui.session.control.protocol import MAX_REQUEST_BYTES, parse_request, refuse_constant, unique_keys
+from bitnet_tui.session.control.protocol import (
+    MAX_REQUEST_BYTES,
+    parse_request,
+    refuse_constant,
+    request_id,
+    unique_keys,
+)
 from bitnet_tui.session.text import safe_text, shown_path
 
 MAX_CLIENTS = 8
@@ -26,6 +34,8 @@ MAX_CLIENTS = 8
 CONNECTION_S = 10.0
 """A connection is closed this long after it opened, however it trickles: eight slow clients cannot hold
 every slot (each request is one connection; clients reconnect)."""
+IDS_KEPT = 4096
+"""Request ids remembered (the newest): a retry within this many commands is recognised."""
 
 
 class Steerable(Protocol):
@@ -57,6 +67,7 @@ class ControlServer:
         self._closed = threading.Event()
         self._clients: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._ids: OrderedDict[str, None] = OrderedDict()
         check_socket_path(self.path)
         if os.path.lexists(self.path):
             shown = shown_path(self.path)
@@ -166,9 +177,17 @@ class ControlServer:
             return {"ok": False, "error": f"a request must be one JSON object on one line, each key once{why}"}
         try:
             cmd = parse_request(obj)
+            rid = request_id(obj)
         except (ValueError, TypeError, OverflowError) as e:  # e.g. a 400-digit factor overflows float()
             return {"ok": False, "error": safe_text(e, newlines=False, limit=300)}
         if cmd is not None:
+            if rid is not None:
+                with self._lock:
+                    if rid in self._ids:
+                        return {"ok": True, "duplicate": True, "id": rid}
+                    self._ids[rid] = None
+                    while len(self._ids) > IDS_KEPT:
+                        self._ids.popitem(last=False)
             self.run.send(cmd)
             return {"ok": True}
         return {"ok": True, "run": self.run.run_name, "step": self.run.step_count, "paused": self.run.paused}

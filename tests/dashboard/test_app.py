@@ -27,7 +27,7 @@ def fixture_events():
 
 
 def header_text(app: Dashboard) -> str:
-    return render_header(app.feed, app.mode, app._notice()).plain
+    return render_header(app.feed, app.mode, app._notice(), alarm=app.source.alarm()).plain
 
 
 # --------------------------------------------------------------------------- feed, no UI

@@ -16,7 +16,7 @@ from tests.dashboard.test_app import fixture_events
 
 
 def header_text(app: Dashboard) -> str:
-    return render_header(app.feed, app.mode, app._notice()).plain
+    return render_header(app.feed, app.mode, app._notice(), alarm=app.source.alarm()).plain
 
 
 # --------------------------------------------------------------------------- live, real trainer

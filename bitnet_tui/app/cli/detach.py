@@ -25,6 +25,7 @@ from bitnet_tui.session.control.peer import control_path
 from bitnet_tui.session.knobs import knob_argv
 from bitnet_tui.session.log.paths import SUFFIX
 from bitnet_tui.session.safefs import create_new
+from bitnet_tui.session.text import printable, shown_path
 
 DETACH_WAIT_S = 300.0
 """How long ``run --detach`` waits for the background run to write its header."""
@@ -114,11 +115,11 @@ def detach_run(knobs: dict[str, Any], *, sessions: str | None, resume: str | Non
                 out_path.unlink(missing_ok=True)
             fail(message, code=2 if child.returncode == 2 else 1)
         time.sleep(0.1)
-    name = log.name.removesuffix(SUFFIX)
+    name = printable(log.name.removesuffix(SUFFIX), 300)
     typer.echo(f"detached run {'running' if header_written(log) else 'still starting'} (pid {child.pid})")
-    typer.echo(f"session: {log}")
-    typer.echo(f"output:  {out_path}")
-    typer.echo(f"control: {control_path(log)}")
+    typer.echo(f"session: {shown_path(log)}")
+    typer.echo(f"output:  {shown_path(out_path)}")
+    typer.echo(f"control: {shown_path(control_path(log))}")
     typer.echo(f"attach:  bitnet-tui attach {name}    (steer it; quitting the dashboard leaves it running)")
     typer.echo(f"watch:   bitnet-tui watch {name}     (read-only)")
     typer.echo(f"stop:    bitnet-tui ctl {name} stop")

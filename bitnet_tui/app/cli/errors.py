@@ -7,6 +7,8 @@ exit  meaning
 1     the run failed or diverged (an error, a non-finite loss that stopped a headless run, a rank lost)
 2     a usage or input error: a bad flag or value, a file that is not a session, a run that cannot be
       reached; nothing was started
+3     ``ctl``: the request reached the run's socket but no answer came in time; it may still be applied
+      when the process runs again (a retry with the same ``--id`` is not applied twice)
 129   the run was ended by SIGHUP (its terminal went away), after the clean end and checkpoint
 130   the run was interrupted by SIGINT (Ctrl+C), after the clean end and checkpoint
 143   the run was terminated by SIGTERM, after the clean end and checkpoint

@@ -33,6 +33,7 @@ from bitnet_tui.session.errors import UserError
 from bitnet_tui.session.log.paths import SUFFIX
 from bitnet_tui.session.log.reader import read_session
 from bitnet_tui.session.safefs import private_dir
+from bitnet_tui.session.text import printable, shown_path
 
 
 class Launch:
@@ -85,7 +86,7 @@ def launch(knobs: dict[str, Any], *, nproc: int, sessions: str | None, resume: s
     dashboard = sys.stdout.isatty() and sys.stdin.isatty()
     ranks = private_dir(log.with_name(log.name.removesuffix(SUFFIX) + ".ranks")) if dashboard else None
     job = Launch(nproc, argv, ranks)
-    typer.echo(f"session: {log}", err=True)
+    typer.echo(f"session: {shown_path(log)}", err=True)
     typer.echo(f"launching {nproc} processes (torch.distributed, "
                f"{'NCCL' if _cuda() else 'gloo'}); steer with: bitnet-tui ctl {log.stem} ...", err=True)
     job.thread.start()
@@ -153,6 +154,6 @@ def _end(log: Path, job: Launch) -> None:
     if code == 1 or job.failure and end.reason not in ("interrupted", "terminated", "stopped"):
         fail(f"the job ended: {end.reason}{': ' + end.error if end.error else ''}"
              f"{'; ' + job.failure if job.failure else ''} (log: {log})", code=1)
-    typer.echo(f"run ended ({end.reason}) at step {end.step}; log: {log}", err=True)
+    typer.echo(f"run ended ({printable(end.reason, 40)}) at step {end.step}; log: {shown_path(log)}", err=True)
     if code:
         raise typer.Exit(code)

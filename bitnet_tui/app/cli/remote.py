@@ -7,6 +7,7 @@ owner-only (:mod:`bitnet_tui.session.control.peer`).
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Optional
 
 import typer
@@ -15,7 +16,8 @@ from bitnet_tui.app.cli.app import command
 from bitnet_tui.app.cli.errors import fail
 from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption
 from bitnet_tui.session.control.commands import WD_GROUPS
-from bitnet_tui.session.control.protocol import COMMAND_NAMES
+from bitnet_tui.session.control.peer import NoAnswer
+from bitnet_tui.session.control.protocol import COMMAND_NAMES, ID_CHARS, check_request_id
 from bitnet_tui.session.control.reach import reach
 from bitnet_tui.session.errors import UserError
 from bitnet_tui.session.log.paths import SUFFIX, resolve_session, sessions_dir
@@ -93,11 +95,25 @@ def ctl(
     value: Annotated[Optional[str], typer.Argument(help=VALUE_HELP, show_default=False)] = None,
     groups: Annotated[Optional[str], typer.Option(help=f"set-wd: which parameters ({', '.join(WD_GROUPS)}; "
                                                   "default decayed: the groups the run decays now).")] = None,
+    id_: Annotated[Optional[str], typer.Option("--id", help=f"Name this request (1-{ID_CHARS} letters, digits, "
+                                               "'.', '_', ':', '-'; default: a new random one): a run applies a "
+                                               "command once per id, so a retry with the same id after no answer "
+                                               "is never applied twice.")] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, max=600, help="Seconds to wait for the run's answer.")] = 5.0,
     sessions_dir_: SessionsDirOption = None,
 ) -> None:
-    """Send one command to a running run's control socket and print the reply (JSON); a refused command exits 2."""
+    """Send one command to a running run's control socket and print the reply (JSON); a refused command exits 2,
+    no answer in time exits 3 (the command may still be applied when the run's process runs again)."""
     path = resolve_session(session, sessions_dir(sessions_dir_))
-    reply = reach(path, ctl_request(cmd, value, groups))
+    req = ctl_request(cmd, value, groups)
+    rid = check_request_id(id_) if id_ is not None else uuid.uuid4().hex[:16]
+    if req["cmd"] != "ping":
+        req["id"] = rid
+    try:
+        reply = reach(path, req, timeout=timeout)
+    except NoAnswer as e:
+        again = f"; its id is {rid}: retry with --id {rid} and it is applied once" if "id" in req else ""
+        fail(f"{e}{again}", e.exit_code)
     typer.echo(json.dumps(reply, ensure_ascii=True))
     if not reply.get("ok"):
         raise typer.Exit(2)

@@ -13,6 +13,7 @@ from bitnet_tui.app.cli.app import command
 from bitnet_tui.app.cli.errors import fail, note
 from bitnet_tui.app.cli.options import SessionsDirOption, with_knobs
 from bitnet_tui.app.runs.plan import parse_lr, plan_run
+from bitnet_tui.session.text import printable, shown_path
 
 Resume = Annotated[Optional[str], typer.Option(help="Continue SESSION from its last checkpoint, in a new linked "
                                                      "session (a checkpoint that will not load falls back to the "
@@ -116,7 +117,7 @@ def _train(knobs: dict[str, Any], *, headless: bool, sessions_dir: str | None, r
     for n in plan.notes if main else ():
         note(n)
     if live.session_path is not None and main:
-        typer.echo(f"session: {live.session_path}", err=True)
+        typer.echo(f"session: {shown_path(live.session_path)}", err=True)
     return _watch(live, headless=headless, control=control), live.session_path, not main
 
 
@@ -150,6 +151,6 @@ def _finish(end: Any, path: Any, quiet: bool = False) -> None:
     code = exit_code(end.reason)
     if code == 1:
         fail(f"the run ended: {end.reason}{': ' + end.error if end.error else ''} (log: {path})", code=1)
-    typer.echo(f"run ended ({end.reason}) at step {end.step}; log: {path}", err=True)
+    typer.echo(f"run ended ({printable(end.reason, 40)}) at step {end.step}; log: {shown_path(path)}", err=True)
     if code:
         raise typer.Exit(code)

@@ -235,7 +235,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
             header = base.query_one(HeaderBar)
         except (NoMatches, IndexError):  # a tick that lands while the screen is being torn down
             return
-        header.update_from(feed, self._notice(), force=force)
+        header.update_from(feed, self._notice(), force=force, alarm=self.source.alarm())
         for cls in (LossPlot, UniquePlot, LRPlot, GradPlot, WeightsPanel, Timeline, SamplesPanel, MetricsPanel,
                     ConfigPanel, DiseasesPanel):
             base.query_one(cls).update_from(feed, force=force)

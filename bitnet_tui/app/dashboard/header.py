@@ -47,9 +47,11 @@ def glyph(level: str) -> str:
     return LEVEL_GLYPHS.get(level, "•")
 
 
-def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int = 0) -> Text:
+def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int = 0, alarm: str = "") -> Text:
     """Three lines (``\\n``-joined): who and in what state; progress and speed; the last alert and change.
-    ``width`` 0: nothing dropped (tests that read every part)."""
+    ``alarm``: a condition that makes the figures stale (the run not answering, its log silent): shown on the
+    first line, never dropped, and the speed and ETA are left out. ``width`` 0: nothing dropped (tests that read
+    every part)."""
     w = width or 10_000
     name = feed.run_name
     one: list[Segment] = [(Text(f" {mode.upper()} ", style="reverse bold"), 10)]
@@ -57,6 +59,8 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
     one.append((Text(f" {label} ", style=STATE_STYLES.get(feed.state, "bold")), 10))
     if feed.paused:
         one.append((Text(" PAUSED ", style="reverse"), ESSENTIAL))
+    if alarm:
+        one.append((Text(f" {printable(alarm, 80)} ", style="bold white on red"), ESSENTIAL))
     one.append((Text(name, style="bold"), ESSENTIAL))
     parent = feed.parent
     if parent is not None:
@@ -75,7 +79,7 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
                    if s[1] == 4 else s for s in one]
         line1 = fit(one, w)
 
-    line2 = progress_line(feed, extra, w)
+    line2 = progress_line(feed, extra, w, stale=bool(alarm))
 
     three: list[Segment] = []
     a, i = feed.last_alert, feed.last_intervention
@@ -98,10 +102,11 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
     return Text("\n").join([line1, line2, line3])
 
 
-def progress_line(feed: Feed, extra: Text | None, width: int) -> Text:
+def progress_line(feed: Feed, extra: Text | None, width: int, stale: bool = False) -> Text:
     """The header's second line: the step of the total and a progress bar, the loss and LR, the view's notice
     (``extra``), the ETA, tok/s, elapsed, steps/s, |g| and the device, fitted to ``width`` in that order of
-    importance (the device goes first)."""
+    importance (the device goes first). ``stale``: the run is not answering or its log is silent, so the pace
+    figures (ETA, tok/s, steps/s) would be old news and are left out."""
     starting = feed.starting()
     if starting is not None:  # the first paint: what the run is doing and what it is, never a placeholder
         return Text(" ") + fit(starting + ([(extra, 8)] if extra is not None and extra.plain else []), width - 1)
@@ -113,7 +118,8 @@ def progress_line(feed: Feed, extra: Text | None, width: int) -> Text:
         segs.append((Text(f"lr {fmt_num(float(f'{feed.lr:.3g}'))}"), 9))
     if extra is not None and extra.plain:
         segs.append((extra, 8))
-    segs += pace
+    if not stale:
+        segs += pace
     if math.isfinite(feed.grad_norm):
         segs.append((Text(f"|g| {feed.grad_norm:.3g}"), 3))
     segs.append((Text(feed.device, style="dim"), 1))

@@ -35,13 +35,13 @@ class HeaderBar(Static):
         self.mode = mode
         self._drawn: tuple[Any, ...] = ()
 
-    def update_from(self, feed: Feed, extra: Text | None = None, force: bool = False) -> bool:
+    def update_from(self, feed: Feed, extra: Text | None = None, force: bool = False, alarm: str = "") -> bool:
         width = self.size.width or self.app.size.width
-        key = (feed.versions["header"], extra.plain if extra is not None else "", width)
+        key = (feed.versions["header"], extra.plain if extra is not None else "", width, alarm)
         if key == self._drawn and not force:
             return False
         self._drawn = key
-        self.update(Group(*render_header(feed, self.mode, extra, width).split("\n")))
+        self.update(Group(*render_header(feed, self.mode, extra, width, alarm).split("\n")))
         return True
 
     def on_resize(self) -> None:

@@ -19,7 +19,7 @@ from bitnet_tui.app.dashboard.feed import Feed
 from bitnet_tui.app.dashboard.player import Player
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.control.handle import RunHandle
-from bitnet_tui.session.log.errors import SessionError
+from bitnet_tui.session.log.errors import LogReplaced, SessionError
 from bitnet_tui.session.log.events import Event, RunStarted
 from bitnet_tui.session.log.follow import Follower
 from bitnet_tui.session.log.paths import SUFFIX, list_sessions
@@ -99,6 +99,11 @@ class Source:
     def notice(self) -> tuple[str, str]:
         """(text, style) for the header's last words."""
         return "", ""
+
+    def alarm(self) -> str:
+        """What makes the figures shown stale (the run not answering, the log silent), for the header's first line;
+        "" when nothing does."""
+        return ""
 
     # -- what this source can do: the dashboard asks these, never what kind of source it is ----------
     player: Any = None
@@ -196,6 +201,10 @@ class LiveSource(Source):
     def send(self, cmd: C.Command) -> None:
         self.run.send(cmd)
 
+    def alarm(self) -> str:
+        silent = getattr(self.run, "not_answering", lambda: None)()  # a run in another process; ours always answer
+        return "" if silent is None or not self.running else f"NOT ANSWERING {fmt_duration(silent)}"
+
     def checkpoint_steps(self) -> list[int]:
         return list(getattr(self.run, "checkpoint_steps", lambda: [])())
 
@@ -274,10 +283,17 @@ class WatchSource(Source):
         self.last_event = time.monotonic()
         self.work = self._follow
         self.cancelled = False
+        self.replaced = False
+        """The log was replaced by another file while followed: the view restarted on the new one."""
 
     def _follow(self) -> None:
         while not self.cancelled:
-            events = self.follower.poll()
+            try:
+                events = self.follower.poll()
+            except LogReplaced:  # another run's log at this name: start over on it, never read on from the offset
+                self.follower, self.replaced = Follower(self.path), True
+                self.buffer(_SWITCH)
+                continue
             for e in events:
                 self.buffer(e)
             if self.follower.ended:
@@ -327,13 +343,18 @@ class WatchSource(Source):
     def can(self, action: str) -> bool | None:
         return None if action == "toggle_pause" or action in LIVE_ACTIONS else False
 
-    def notice(self) -> tuple[str, str]:
+    def alarm(self) -> str:
         silent = time.monotonic() - self.last_event
         if self.feed.ended is None and self.feed.events and silent >= self.stale_after:
-            return f"watching {self.path.name.removesuffix(SUFFIX)}: no new events for {fmt_duration(silent)} " \
-                   "(crashed?)", "bold yellow"
+            return f"no new events for {fmt_duration(silent)} (crashed?)"
+        return ""
+
+    def notice(self) -> tuple[str, str]:
+        if self.replaced:
+            return "the log was replaced; following the new file from its start", "bold yellow"
         return "watch is read-only: attach to steer", "dim"
 
 
 _SWITCH: Any = object()
-"""Marker in the watch buffer: the followed run was rewound; what follows is the forked session."""
+"""Marker in the watch buffer: the followed run was rewound (what follows is the forked session) or its log was
+replaced (what follows is the new file from its start)."""

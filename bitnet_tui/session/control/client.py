@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from bitnet_tui.session.control.peer import ControlError, peer_uid, socket_address
+from bitnet_tui.session.control.peer import ControlError, NoAnswer, peer_uid, socket_address
 from bitnet_tui.session.text import shown_path
 
 
@@ -33,10 +33,15 @@ def request(path: str | os.PathLike[str], req: dict[str, Any], *, timeout: float
 
 def exchange(path: str | os.PathLike[str], line: bytes, *, timeout: float = 5.0) -> bytes:
     """Send ``line`` as it is (no checks on its content) and return what the server answers, up to its first
-    newline (64 KiB at most). Only a socket served by this user's processes is spoken to."""
+    newline (64 KiB at most). Only a socket served by this user's processes is spoken to.
+
+    No answer within ``timeout`` once the line was sent raises :class:`NoAnswer`: the line waits in the socket and
+    a stopped process reads it when it runs again (a request's ``id`` lets a retry be recognised, not applied
+    twice). A timeout before anything was sent is a plain :class:`ControlError`: nothing will be applied."""
     p = Path(path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    sent = False
     try:
         try:
             with socket_address(p) as a:
@@ -53,6 +58,7 @@ def exchange(path: str | os.PathLike[str], line: bytes, *, timeout: float = 5.0)
         if uid is not None and uid != os.geteuid():
             raise ControlError(errno.EPERM, f"{shown_path(p)} is served by another user's process; not talking to it")
         try:
+            sent = True
             s.sendall(line)
         except (BrokenPipeError, ConnectionResetError):
             pass  # a refusing server answers and hangs up at once: read its answer
@@ -65,7 +71,11 @@ def exchange(path: str | os.PathLike[str], line: bytes, *, timeout: float = 5.0)
             if len(buf) > 1 << 16:
                 break
     except TimeoutError:
-        raise ControlError(errno.ETIMEDOUT, f"{shown_path(p)} did not answer within {timeout:g} s") from None
+        if sent:
+            raise NoAnswer(errno.ETIMEDOUT, f"no answer from {shown_path(p)} within {timeout:g} s; the command may "
+                                            "still be applied when the process runs again") from None
+        raise ControlError(errno.ETIMEDOUT, f"{shown_path(p)} did not take the connection within {timeout:g} s; "
+                                            "nothing was sent") from None
     except ControlError:
         raise
     except OSError as e:

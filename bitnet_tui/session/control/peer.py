@@ -24,6 +24,18 @@ class ControlError(UserError, SentenceOSError):
     """The control channel cannot be served or reached. The message is one user-facing sentence."""
 
 
+NO_ANSWER = 3
+"""``ctl``'s exit status when a request was sent and no answer came (the README's exit-code table)."""
+
+
+class NoAnswer(ControlError):
+    """A request reached the run's socket but no answer came in time: the process may be stopped (SIGSTOP, a
+    suspended job) or busy, and the request, queued in the socket, may still be applied when it runs again.
+    Not 'nothing was started', so its own exit status."""
+
+    exit_code = NO_ANSWER
+
+
 def control_path(log_path: str | os.PathLike[str]) -> Path:
     """The control socket of a run: beside its log, ``<log without .jsonl>.sock``."""
     p = Path(log_path)

@@ -16,7 +16,7 @@ from typing import Any
 
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.control.client import request
-from bitnet_tui.session.control.peer import ControlError, control_path
+from bitnet_tui.session.control.peer import ControlError, NoAnswer, control_path
 from bitnet_tui.session.control.protocol import command_request
 from bitnet_tui.session.log.errors import SessionError
 from bitnet_tui.session.log.events import Alert, Event, Intervention, RunEnded, RunStarted
@@ -39,16 +39,27 @@ class RemoteRun:
     or an unreachable socket becomes an ``alert`` (code ``remote``) delivered by
     :meth:`run`, so a dashboard shows it like any other. Closing a dashboard on
     it should call :meth:`detach`, which leaves the run going.
+
+    While :meth:`run` follows, a heartbeat pings the socket every ``heartbeat_s``
+    (each ping waits that long); :meth:`not_answering` is how long it has had no
+    answer once that reaches ``silent_after_s`` (a stopped or hung process),
+    else None.
     """
 
     detachable = True
 
     def __init__(self, session_path: str | os.PathLike[str], *, control: str | os.PathLike[str] | None = None,
-                 poll_s: float = 0.1, lost_after_s: float = 2.0) -> None:
+                 poll_s: float = 0.1, lost_after_s: float = 2.0, answer_s: float = 5.0, heartbeat_s: float = 1.0,
+                 silent_after_s: float = 3.0) -> None:
         self.path = Path(session_path)
         self.control = Path(control) if control is not None else control_path(self.path)
         self.poll_s = poll_s
         self.lost_after_s = lost_after_s
+        self.answer_s = answer_s
+        """How long a command waits for the run's answer."""
+        self.heartbeat_s = heartbeat_s
+        self.silent_after_s = silent_after_s
+        self._answered = time.monotonic()
         self.follower = Follower(self.path)
         self.header: RunStarted | None = None
         self.run_name = self.path.name.removesuffix(SUFFIX)
@@ -106,7 +117,10 @@ class RemoteRun:
     def send(self, cmd: C.Command) -> dict[str, Any] | None:
         """Forward a command; never raises. Returns the reply, or None when the socket could not be reached."""
         try:
-            reply = request(self.control, command_request(cmd))
+            reply = request(self.control, command_request(cmd), timeout=self.answer_s)
+        except NoAnswer as e:
+            self._local_alert(f"{type(cmd).__name__} was sent but got {e}")
+            return None
         except (ControlError, ValueError) as e:
             self._local_alert(f"{type(cmd).__name__} was not sent: {e}")
             return None
@@ -118,6 +132,23 @@ class RemoteRun:
         with self._local_lock:
             self._local.append(Alert(step=self.step_count, time=time.time(), level="error", code="remote",
                                      message=safe_text(message, newlines=False, limit=500)))
+
+    def not_answering(self) -> float | None:
+        """Seconds since the run's socket last answered a ping, once at least ``silent_after_s``; None while it
+        answers, and once the run has ended or this view detached."""
+        if self.last_end is not None or self._detached.is_set():
+            return None
+        silent = time.monotonic() - self._answered
+        return silent if silent >= self.silent_after_s else None
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        while not done.is_set():
+            try:
+                request(self.control, {"cmd": "ping"}, timeout=self.heartbeat_s)
+                self._answered = time.monotonic()
+            except ControlError:
+                pass
+            done.wait(self.heartbeat_s)
 
     def detach(self) -> None:
         """Make :meth:`run` return soon; the run itself goes on."""
@@ -135,7 +166,9 @@ class RemoteRun:
     def run(self) -> RunEnded:
         """Deliver the run's events until it ends, is lost, or :meth:`detach` is called; returns the
         log's ``run_ended``, or a ``RunEnded`` not from the log with reason ``detached`` or ``lost``."""
-        quiet_since = time.monotonic()
+        quiet_since = self._answered = time.monotonic()
+        beating = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(beating,), name="bitnet-heartbeat", daemon=True).start()
         try:
             while True:
                 backlog, self._backlog = self._backlog, []
@@ -168,4 +201,6 @@ class RemoteRun:
             self._deliver([Alert(step=self.step_count, time=time.time(), level="error", code="remote",
                                  message=safe_text(e, newlines=False, limit=500))])
             return RunEnded(step=self.step_count, time=time.time(), reason="lost", error=str(e))
+        finally:
+            beating.set()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bitnet_tui.session.log.errors import SessionError
+from bitnet_tui.session.log.errors import LogReplaced, SessionError
 from bitnet_tui.session.log.events import Event, RunEnded, RunStarted
 from bitnet_tui.session.log.reader import MAX_LINE_BYTES, decode_event, open_regular, parse_header
 from bitnet_tui.session.text import shown_path
@@ -17,8 +17,15 @@ class Follower:
     The first events returned start with the header. A file that does not
     exist yet, or has no complete first line yet, gives ``[]``. A partial last
     line is kept until its newline arrives. A first line that is not a session
-    header, or a file that shrinks, raises :class:`SessionError`. Malformed lines
-    are counted in :attr:`malformed` and skipped.
+    header raises :class:`SessionError`. Malformed lines are counted in
+    :attr:`malformed` and skipped.
+
+    As ``tail -F`` does, every poll checks that the path is still the file it
+    has been reading (device and inode) and that it has not shrunk: a log
+    replaced by another file (another run's, written to the same name) or
+    truncated raises :class:`LogReplaced` before anything of the new file is
+    read, so two runs are never mixed; a caller that wants the new file starts
+    a new Follower.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, max_line: int = MAX_LINE_BYTES, max_read: int = 8 << 20):
@@ -32,6 +39,7 @@ class Follower:
         self._offset = 0
         self._partial = bytearray()
         self._skipping = False  # inside an over-long line
+        self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file being read
 
     def poll(self) -> list[Event]:
         shown = shown_path(self.path)
@@ -45,9 +53,13 @@ class Follower:
             raise
         try:
             with f:
-                size = os.fstat(f.fileno()).st_size
+                st = os.fstat(f.fileno())
+                size, ident = st.st_size, (st.st_dev, st.st_ino)
+                if self._offset and ident != self._ident:
+                    raise LogReplaced(f"{shown} was replaced by another file while being watched")
                 if size < self._offset:
-                    raise SessionError(f"{shown} shrank while being watched (it was truncated or replaced)")
+                    raise LogReplaced(f"{shown} shrank while being watched (it was truncated or replaced)")
+                self._ident = ident
                 f.seek(self._offset)
                 data = f.read(min(self.max_read, size - self._offset))
         except OSError as e:
