@@ -35,9 +35,12 @@ class Checkpoints:
             return
         history, feed.history = feed.history, None  # the parent run is the replay's, not the checkpoint's
         try:
-            self.blobs.append(pickle.dumps(feed, protocol=pickle.HIGHEST_PROTOCOL))
+            blob = pickle.dumps(feed, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return  # something in the header that does not pickle: seeks rebuild from the one before
         finally:
             feed.history = history
+        self.blobs.append(blob)
         self.at.append(cursor)
         if len(self.at) > self.most:
             self.every *= 2
@@ -69,7 +72,7 @@ class Player:
     """A cursor over a logged run's events: what replay has shown so far.
 
     ``cursor`` is how many events have been applied to ``feed``. Moving backwards
-    rebuilds the feed from the start (the feed is append-only by design).
+    rebuilds the feed from the nearest checkpoint before it (the feed is append-only by design).
     """
 
     MAX_GAP_S = 2.0
