@@ -25,10 +25,8 @@ from bitnet_tui.session.text import printable
 
 
 def diagnose_path(path: Path) -> tuple[Diagnosis, object]:
-    data = read_session(path)
     fold = RunFold()
-    fold.apply(data.header)
-    fold.apply_all(data.events)
+    data = read_session(path, sink=fold.apply)  # folded as read: the log is never held whole
     s = summarize(data, fold)
     for w in data.warnings:
         warn(w)

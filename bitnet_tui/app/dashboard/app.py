@@ -32,7 +32,7 @@ from bitnet_tui.app.dashboard.keys import BINDINGS, PALETTE, VIEW_ACTIONS
 from bitnet_tui.app.dashboard.metrics import MetricsPanel
 from bitnet_tui.app.dashboard.panels import ConfigPanel, HeaderBar, SamplesPanel, Timeline
 from bitnet_tui.app.dashboard.plots import GradPlot, LossPlot, LRPlot, UniquePlot
-from bitnet_tui.app.dashboard.sources import LiveSource, ReplaySource, Source, WatchSource
+from bitnet_tui.app.dashboard.sources import LiveSource, ReplaySource, Source, WatchSource, replay_log
 from bitnet_tui.app.dashboard.weights import WeightsPanel, focus_panel
 from bitnet_tui.session.log.events import Event
 from bitnet_tui.session.text import fmt_num, printable
@@ -323,15 +323,12 @@ def make_app(mode: str = "live", *, run: Any = None, session_path: str | Path | 
             raise ValueError("live mode needs a run")
         return Dashboard(LiveSource(run, no_rewind=no_rewind))
     if mode == "replay":
-        warnings: list[str] = []
         if events is None:
             if session_path is None:
                 raise ValueError("replay needs events or a session_path")
-            from bitnet_tui.session.log.reader import read_session
-
-            data = read_session(session_path)
-            events, warnings = data.stream(), list(data.warnings)
-        return Dashboard(ReplaySource(events, speed=speed, start_at=start_at), warnings=warnings)
+            source, warnings = replay_log(session_path, speed=speed, start_at=start_at)
+            return Dashboard(source, warnings=warnings)
+        return Dashboard(ReplaySource(events, speed=speed, start_at=start_at))
     if mode == "watch":
         if session_path is None:
             raise ValueError("watch needs a session_path")

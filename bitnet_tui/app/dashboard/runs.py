@@ -46,13 +46,12 @@ def load_runs(paths: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
     warnings: list[str] = []
     for p in paths:
         try:
-            data = read_session(p)
+            feed = Feed()
+            data = read_session(p, sink=feed.apply)
         except SessionError as e:
             warnings.append(str(e))
             continue
         warnings += list(data.warnings)
-        feed = Feed()
-        feed.apply_all(data.stream())
         parent = feed.parent
         runs.append(Run(feed.run_name, feed.run_name, feed, COLORS[len(runs) % len(COLORS)],
                         parent[1] if parent else None, parent[2] if parent else None, Path(p)))

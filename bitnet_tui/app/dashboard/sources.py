@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bitnet_tui.app.dashboard.feed import Feed
-from bitnet_tui.app.dashboard.player import Player
+from bitnet_tui.app.dashboard.player import Checkpoints, Player, folding
 from bitnet_tui.session.control import commands as C
 from bitnet_tui.session.control.handle import RunHandle
 from bitnet_tui.session.log.errors import LogReplaced, SessionError
 from bitnet_tui.session.log.events import Event, RunStarted
 from bitnet_tui.session.log.follow import Follower
+from bitnet_tui.session.log.index import LogIndex, Positions
 from bitnet_tui.session.log.paths import SUFFIX, list_sessions
 from bitnet_tui.session.log.reader import open_regular, read_session
 from bitnet_tui.session.text import fmt_duration
@@ -62,13 +63,16 @@ def parent_history(header: RunStarted) -> Feed | None:
     session, step = (parent or {}).get("session"), (parent or {}).get("step")
     if not isinstance(session, str) or not isinstance(step, int):
         return None
+    hist = Feed()
+
+    def upto(e: Event) -> None:
+        if e.step <= step or isinstance(e, RunStarted):
+            hist.apply(e)
+
     try:
-        data = read_session(session)
+        read_session(session, sink=upto)  # folded as read: the parent is never held whole
     except SessionError:
         return None
-    hist = Feed()
-    hist.apply(data.header)
-    hist.apply_all(e for e in data.events if e.step <= step)
     return hist
 
 
@@ -224,9 +228,12 @@ class ReplaySource(Source):
 
     mode = "replay"
 
-    def __init__(self, events: Sequence[Event], *, speed: float = 1.0, start_at: int | str | None = None) -> None:
+    def __init__(self, events: Sequence[Event] | Positions, *, speed: float = 1.0, start_at: int | str | None = None,
+                 folded: Feed | None = None, checkpoints: Checkpoints | None = None) -> None:
+        """``folded``: a feed of every event already, with the ``checkpoints`` taken on the way (built while
+        ``events`` was indexed), for ``start_at="end"``."""
         super().__init__()
-        self.player = Player(events, speed=speed)
+        self.player = Player(events, speed=speed, folded=folded, checkpoints=checkpoints)
         if start_at == "end":
             self.player.to_end()
             self.player.playing = False
@@ -253,6 +260,9 @@ class ReplaySource(Source):
     def can(self, action: str) -> bool | None:
         return action == "toggle_pause" or action in REPLAY_ACTIONS
 
+    def leave(self) -> None:
+        self.player.events.close()
+
     def why_not(self, action: str) -> str:
         return "replay is read-only: this run is over"
 
@@ -265,6 +275,16 @@ class ReplaySource(Source):
             return "log ends without run_ended (crashed?)", "bold yellow"
         state = f"▶ {speed}" if p.playing else f"⏸ paused ({speed})"
         return f"{state}  {p.cursor}/{len(p.events)} events", "bold"
+
+
+def replay_log(path: str | Path, *, speed: float = 1.0,
+               start_at: int | str | None = None) -> tuple[ReplaySource, list[str]]:
+    """A replay of the log at ``path`` and the warnings its reading gave. The log is indexed, not held
+    (:class:`~bitnet_tui.session.log.index.LogIndex`); opened at its end, it is folded in that same reading."""
+    folded, marks = (Feed() if start_at == "end" else None), Checkpoints()
+    index = LogIndex(path, sink=folding(folded, marks) if folded is not None else None)
+    source = ReplaySource(index, speed=speed, start_at=start_at, folded=folded, checkpoints=marks)
+    return source, list(index.data.warnings)
 
 
 class WatchSource(Source):

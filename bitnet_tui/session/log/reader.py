@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from bitnet_tui.session.log.errors import SessionError
-from bitnet_tui.session.log.events import READABLE_SCHEMAS, Event, RunEnded, RunStarted, StepDone
+from bitnet_tui.session.log.events import READABLE_SCHEMAS, EvalDone, Event, RunEnded, RunStarted, StepDone
 from bitnet_tui.session.log.paths import SUFFIX
 from bitnet_tui.session.log.schema import BIG, Decoded, EventFormatError, event_from_dict
 from bitnet_tui.session.log.writer import STATUS_CRASHED, session_status, writer_lock_held
@@ -148,17 +148,21 @@ def open_regular(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _read_lines(f: BinaryIO, max_line: int) -> Iterator[tuple[bytes | None, bool]]:
-    """Yield (line without newline, complete); ``None`` for a line over ``max_line`` (skipped unread)."""
+def _read_lines(f: BinaryIO, max_line: int) -> Iterator[tuple[bytes | None, bool, int]]:
+    """Yield (line without newline, complete, byte offset of its start); ``None`` for a line over ``max_line``
+    (skipped unread)."""
     readline = f.readline
+    pos = f.tell()
     while True:
         raw = readline(max_line + 1)
         if not raw:
             return
+        at = pos
+        pos += len(raw)
         if raw[-1:] == b"\n":
-            yield raw[:-1], True
+            yield raw[:-1], True, at
         elif len(raw) <= max_line:
-            yield raw, False  # end of file without a newline
+            yield raw, False, at  # end of file without a newline
             return
         else:
             complete = False
@@ -166,10 +170,11 @@ def _read_lines(f: BinaryIO, max_line: int) -> Iterator[tuple[bytes | None, bool
                 chunk = readline(1 << 16)
                 if not chunk:
                     break
+                pos += len(chunk)
                 if chunk[-1:] == b"\n":
                     complete = True
                     break
-            yield None, complete
+            yield None, complete, at
             if not complete:
                 return
 
@@ -202,15 +207,47 @@ def parse_header(raw: bytes | None, shown: str, complete: bool = True, dmg: Deco
     return header
 
 
-def _skip_blank(lines: Iterator[tuple[bytes | None, bool]]) -> tuple[bytes | None, bool, int] | None:
-    for n, (raw, complete) in enumerate(lines, 1):
+def _skip_blank(lines: Iterator[tuple[bytes | None, bool, int]]) -> tuple[bytes | None, bool, int] | None:
+    for n, (raw, complete, _) in enumerate(lines, 1):
         if raw is None or raw.strip():
             return raw, complete, n
     return None
 
 
+def metric_names(path: str | os.PathLike[str], max_line: int = MAX_LINE_BYTES) -> tuple[list[str], list[str]]:
+    """The user metrics (``extra`` keys) a log's step events and eval events carry, each sorted: the columns an
+    export writes before its rows. Only the lines that mention ``extra`` are decoded. Raises :class:`SessionError`
+    as :func:`read_session` does for a file that is not a session."""
+    p = Path(path)
+    shown = shown_path(p)
+    steps: set[str] = set()
+    evals: set[str] = set()
+    with open_regular(p) as f:
+        try:
+            lines = _read_lines(f, max_line)
+            first = _skip_blank(lines)
+            if first is None:
+                raise SessionError(f"{shown} is empty")
+            parse_header(first[0], shown, first[1])
+            for raw, _, _ in lines:
+                if raw is None or b'"extra"' not in raw:
+                    continue
+                try:
+                    ev = decode_event(raw)
+                except ValueError:
+                    continue  # counted by the reading that follows
+                if isinstance(ev, StepDone):
+                    steps.update(ev.extra)
+                elif isinstance(ev, EvalDone):
+                    evals.update(ev.extra)
+        except OSError as e:
+            raise SessionError(f"{shown} cannot be read ({e.strerror or e})") from None
+    return sorted(steps), sorted(evals)
+
+
 def read_session(
-    path: str | os.PathLike[str], *, skip: Collection[str] = (), max_line: int = MAX_LINE_BYTES
+    path: str | os.PathLike[str], *, skip: Collection[str] = (), max_line: int = MAX_LINE_BYTES,
+    sink: Callable[[Event], object] | None = None,
 ) -> SessionData:
     """Read a whole session log. Raises :class:`SessionError` when the file is not a usable session.
 
@@ -223,7 +260,24 @@ def read_session(
     last one of each kind is decoded into ``last_skipped``. Lines are recognised
     by the prefix the writer puts first (``{"kind":"step"``); skipped lines are
     not validated.
+
+    ``sink`` (e.g. a fold's ``apply``) is given the header, then each event as it is read, and ``events``
+    stays empty: a reader that folds or writes as it goes holds no more of the log than one event.
     """
+    if sink is None:
+        events: list[Event] = []
+        data = scan_session(path, lambda _, ev: events.append(ev), skip=skip, max_line=max_line)
+        data.events = events
+        return data
+    return scan_session(path, lambda _, ev: sink(ev), skip=skip, max_line=max_line, on_header=sink)
+
+
+def scan_session(
+    path: str | os.PathLike[str], each: Callable[[int, Event], object], *, skip: Collection[str] = (),
+    max_line: int = MAX_LINE_BYTES, on_header: Callable[[RunStarted], object] | None = None,
+) -> SessionData:
+    """:func:`read_session`'s one pass: ``on_header`` gets the header, ``each`` the byte offset of each event's
+    line and the event, in file order; the :class:`SessionData` returned has no ``events``."""
     p = Path(path)
     shown = shown_path(p)
     with open_regular(p) as f:
@@ -236,8 +290,8 @@ def read_session(
             raw, complete, lineno = first
             dmg = Decoded()
             header = parse_header(raw, shown, complete, dmg)
-            events: list[Event] = []
-            append = events.append
+            if on_header is not None:
+                on_header(header)
             bad: list[str] = []
             malformed = 0
             truncated = False
@@ -246,7 +300,7 @@ def read_session(
             prefixes = tuple(_kind_prefix(k) for k in skip)
             skipped: dict[str, int] = {}
             last_raw: dict[str, bytes] = {}
-            for raw, complete in lines:
+            for raw, complete, at in lines:
                 lineno += 1
                 if raw is None:
                     malformed += 1
@@ -281,7 +335,7 @@ def read_session(
                     after_end += 1
                 if ev.kind == RunEnded.kind:
                     end = ev  # type: ignore[assignment]
-                append(ev)
+                each(at, ev)
         except OSError as e:
             raise SessionError(f"{shown} cannot be read ({e.strerror or e})") from None
     last_skipped: dict[str, Event] = {}
@@ -306,8 +360,7 @@ def read_session(
     ended = end is not None
     status = session_status(ended, None if ended else writer_lock_held(p), st.st_mtime)
     return SessionData(
-        path=p, header=header, events=events, malformed=malformed, truncated_last_line=truncated,
+        path=p, header=header, events=[], malformed=malformed, truncated_last_line=truncated,
         ended=ended, end=end, status=status, warnings=warnings, lines=lineno, mtime=st.st_mtime,
         skipped=skipped, last_skipped=last_skipped, damage=dmg.damage,
     )
-
