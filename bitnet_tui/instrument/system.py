@@ -26,7 +26,9 @@ MB = float(1 << 20)
 class SystemSampler:
     """``start()`` the thread, ``close()`` it (the run's closers do); :meth:`sample` is one reading."""
 
-    def __init__(self, emitter: Emitter, step_of: Callable[[], int], device: Any, every: float) -> None:
+    def __init__(self, emitter: Emitter, step_of: Callable[[], int], device: Any, every: float, *,
+                 started: bool = False) -> None:
+        """``started``: the run's header has gone out already (a sampler started mid-run)."""
         import psutil
 
         self._emitter, self._step_of, self._every = emitter, step_of, every
@@ -35,7 +37,7 @@ class SystemSampler:
         self._cpus = psutil.cpu_count() or None
         self._gpu = gpu_reader(device)
         self._stop = threading.Event()
-        self._started = self._ended = False
+        self._started, self._ended = started, False
         emitter.subscribe(self._observe)
         self._thread = threading.Thread(target=self._loop, name="bitnet-tui-system", daemon=True)
 

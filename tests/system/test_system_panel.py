@@ -102,3 +102,16 @@ async def test_the_live_dashboard_shows_the_samples_of_the_run_it_drives(tmp_pat
     assert "cpu " in header and " MB" in header
     logged = [json.loads(x)["kind"] for x in Path(run.session_path).read_text().splitlines()]
     assert "system" in logged and logged[-1] == "run_ended"
+
+
+def test_export_writes_the_system_samples_to_system_csv(tmp_path):
+    import csv
+
+    from bitnet_tui.app.cli.export import export_csv
+
+    export_csv(read_session(FIXTURE).stream(), tmp_path)
+    with open(tmp_path / "system.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    logged = [json.loads(x) for x in FIXTURE.read_text().splitlines() if '"system"' in x]
+    assert len(rows) == len(logged) == 30
+    assert float(rows[-1]["rss_mb"]) == logged[-1]["rss_mb"] and rows[-1]["gpu_util"] == ""

@@ -1,9 +1,9 @@
 """``bitnet-tui export SESSION --to tensorboard|csv DIR``: a session in the tools people already use.
 
 CSV: ``steps.csv``, ``evals.csv``, ``weights.csv`` (one row per layer and snapshot), ``events.csv``
-(alerts, interventions, checkpoints, the end) and ``probes.csv`` (one row per eval-time probe figure, long
-format: step, where, figure, value; docs/diagnosis.md), written with Python's ``csv`` module. TensorBoard: the same
-scalars through TensorBoard's own ``SummaryWriter`` (``pip install tensorboard``).
+(alerts, interventions, checkpoints, the end), ``system.csv`` (the system samples) and ``probes.csv`` (one row
+per eval-time probe figure, long format: step, where, figure, value; docs/diagnosis.md), written with Python's
+``csv`` module. TensorBoard: the same scalars through TensorBoard's own ``SummaryWriter`` (``pip install tensorboard``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption
 from bitnet_tui.session.analysis.disease_view import PROBE_COLS, probe_rows
 from bitnet_tui.session.analysis.fold import RunFold, timeline_item
 from bitnet_tui.session.errors import UserError
-from bitnet_tui.session.log.events import EvalDone, StepDone, WeightsSnapshot
+from bitnet_tui.session.log.events import EvalDone, StepDone, SystemSample, WeightsSnapshot
 from bitnet_tui.session.log.paths import resolve_session, sessions_dir
 from bitnet_tui.session.log.reader import read_session
 from bitnet_tui.session.safefs import check_writable_dir
@@ -33,8 +33,12 @@ LAYER_COLS = ("step", "name", "neg", "zero", "pos", "scale", "rms", "flip_rate",
               "flip_back")
 
 
+SYSTEM_COLS = ("step", "time", "cpu_percent", "cpus", "rss_mb", "threads", "load1", "gpu_util", "gpu_mem_mb",
+               "gpu_mem_total_mb", "gpu_temp_c")
+
+
 def export_csv(events: list[Any], out: Path) -> list[Path]:
-    files = {name: out / f"{name}.csv" for name in ("steps", "evals", "weights", "events", "probes")}
+    files = {name: out / f"{name}.csv" for name in ("steps", "evals", "weights", "events", "probes", "system")}
     handles = {name: open(p, "w", newline="", encoding="utf-8") for name, p in files.items()}  # noqa: SIM115
     try:
         w = {name: csv.writer(h) for name, h in handles.items()}
@@ -45,6 +49,7 @@ def export_csv(events: list[Any], out: Path) -> list[Path]:
         w["weights"].writerow(LAYER_COLS)
         w["events"].writerow(("step", "time", "kind", "level", "text"))
         w["probes"].writerow(PROBE_COLS)
+        w["system"].writerow(SYSTEM_COLS)
         fold = RunFold()  # the state column is the one fold's, as every other screen shows it
         for e in events:
             fold.apply(e)
@@ -57,6 +62,8 @@ def export_csv(events: list[Any], out: Path) -> list[Path]:
             elif isinstance(e, WeightsSnapshot):
                 for lw in e.layers:
                     w["weights"].writerow([e.step] + [getattr(lw, c) for c in LAYER_COLS[1:]])
+            elif isinstance(e, SystemSample):
+                w["system"].writerow([getattr(e, c) for c in SYSTEM_COLS])
             else:
                 item = timeline_item(e)
                 if item is not None:
