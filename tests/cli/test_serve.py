@@ -56,3 +56,9 @@ def test_the_server_answers_only_127_0_0_1_its_own_page_and_with_steer_the_token
     assert "token" in steer.refusal(request("/ws?token=s3cret"), websocket=True)  # the websocket takes the cookie
     assert steer.refusal(request("/ws", Cookie=f"{COOKIE}=s3cret"), websocket=True) == ""
     assert "token" in steer.refusal(request("/ws", Cookie=f"{COOKIE}=nope"), websocket=True)
+
+
+def test_a_bad_speed_is_one_line_and_exit_2():
+    r = subprocess.run([sys.executable, "-m", "bitnet_tui", "serve", FIXTURE, "--speed", "fast"], capture_output=True,
+                       text=True, timeout=60, cwd=REPO)
+    assert r.returncode == 2 and "is not a number or 'max'" in r.stderr and "Traceback" not in r.stderr

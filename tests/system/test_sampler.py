@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -11,7 +12,9 @@ import torch.nn.functional as F
 
 from bitnet_model.nn.model import BitNetLM
 from bitnet_tui.instrument.config import MonitorConfig
+from bitnet_tui.instrument.emitter import Emitter
 from bitnet_tui.instrument.monitor import Monitor
+from bitnet_tui.instrument.system import start_sampler
 from bitnet_tui.session.log.events import SystemSample
 from bitnet_tui.session.log.reader import read_session
 
@@ -52,8 +55,19 @@ def test_a_real_run_logs_system_samples_between_its_header_and_its_end(tiny, tmp
     assert [e.step for e in samples] == sorted(e.step for e in samples) and samples[-1].step > 0
 
 
-def test_system_every_0_samples_nothing_and_a_bad_interval_is_refused(tiny, tmp_path):
-    assert "system" not in [d["kind"] for d in train(tiny, tmp_path, every=0, seconds=0.3)]
+def sampler_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "bitnet-tui-system"]
+
+
+def test_system_every_0_starts_no_sampler_its_closer_stops_one_and_a_bad_interval_is_refused():
+    off = Emitter()
+    start_sampler(off, lambda: 0, torch.device("cpu"), 0)()
+    assert off.subscribers == [] and sampler_threads() == []
+    on = Emitter()
+    stop = start_sampler(on, lambda: 0, torch.device("cpu"), 0.1)
+    assert len(on.subscribers) == 1 and len(sampler_threads()) == 1
+    stop()
+    assert sampler_threads() == []
     for bad in (-1, 0.01, True, "2"):
         with pytest.raises(ValueError, match="system_every"):
             MonitorConfig(system_every=bad)

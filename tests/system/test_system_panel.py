@@ -1,5 +1,5 @@
-"""The system figures on screen: the header's compact figure and the System panel, live, in replay, and refused or
-warned about when a log's ``system`` line is malformed."""
+"""The system figures on screen: the header's compact figure and the System panel in replay (live:
+tests/dashboard/test_live.py), refused or warned about when a log's ``system`` line is malformed, and exported."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from bitnet_tui.app.dashboard.header import render_header
 from bitnet_tui.app.dashboard.system import SystemPanel
 from bitnet_tui.session.log.events import SystemSample
 from bitnet_tui.session.log.reader import read_session
-from tests.conftest import wait_for
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "collapse.jsonl"
 
@@ -80,28 +79,6 @@ def test_a_malformed_system_line_is_skipped_and_said_and_an_out_of_range_figure_
 
 def wrong_rss(line: str) -> float:
     return json.loads(line)["rss_mb"]
-
-
-@pytest.mark.asyncio
-async def test_the_live_dashboard_shows_the_samples_of_the_run_it_drives(tmp_path, tiny):
-    from tests.dashboard.test_live import tiny_run
-
-    run = tiny_run(tiny, tmp_path)
-    app = make_app("live", run=run)
-    async with app.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: app.feed.last_system is not None, 30, "the first system sample")
-        app.show_panel("system")
-        await pilot.pause(0.6)
-        text = shown(app.query_one(SystemPanel))
-        header = render_header(app.feed, app.mode, width=160).plain
-        await pilot.press("q")
-        await pilot.pause()
-        await pilot.press("y")
-        await wait_for(pilot, lambda: app.feed.ended is not None, 30, "the run to end")
-    assert "CPU (process)" in text and "memory (RSS)" in text
-    assert "cpu " in header and " MB" in header
-    logged = [json.loads(x)["kind"] for x in Path(run.session_path).read_text().splitlines()]
-    assert "system" in logged and logged[-1] == "run_ended"
 
 
 def test_export_writes_the_system_samples_to_system_csv(tmp_path):

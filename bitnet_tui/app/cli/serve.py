@@ -16,7 +16,7 @@ import typer
 
 from bitnet_tui.app.cli.app import command
 from bitnet_tui.app.cli.errors import fail, warn
-from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption
+from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption, parse_speed
 from bitnet_tui.session.errors import UserError
 from bitnet_tui.session.log.paths import SUFFIX, resolve_session, sessions_dir
 from bitnet_tui.session.log.writer import writer_lock_held
@@ -31,10 +31,13 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port on 127.0.0.1 to serve on.")] = 8000,
     steer: Annotated[bool, typer.Option("--steer", help="Serve the dashboard with every control (attach), to the "
                                         "owner only: the page needs the token printed here.")] = False,
+    speed: Annotated[str, typer.Option(help="A replay's speed relative to the logged times: 1, 10, any positive "
+                                       "number, or max.")] = "1",
     sessions_dir_: SessionsDirOption = None,
 ) -> None:
     """The dashboard in a browser at http://127.0.0.1:PORT: a replay of a finished log, a watch of a running one;
     --steer: attach, with control. Anyone on this machine who can reach the port can view a read-only one."""
+    parse_speed(speed)
     try:
         from bitnet_tui.app.web import DashboardServer
     except ImportError:
@@ -52,7 +55,8 @@ def serve(
         mode, token = "attach", secrets.token_urlsafe(24)
     else:
         mode = "watch" if writer_lock_held(path) else "replay"
-    cmd = shlex.join([sys.executable, "-m", "bitnet_tui", mode, os.path.abspath(path)])
+    argv = [sys.executable, "-m", "bitnet_tui", mode, os.path.abspath(path)]
+    cmd = shlex.join(argv + (["--speed", speed] if mode == "replay" else []))
     server = DashboardServer(cmd, port=port, title=f"bitnet-tui {mode} {printable(name, 200)}", token=token)
     url = f"http://127.0.0.1:{port}/" + (f"?token={token}" if token else "")
     typer.echo(f"serving {mode} of {printable(name, 200)} at {url}", err=True)
