@@ -57,13 +57,13 @@ def sparkline(values: list[float], lo: float | None = None) -> str:
 
 
 ROWS = (
-    # (series, label, how a value reads, sparkline from 0)
+    # (series, label, how a value reads, sparkline from 0; else from the lowest value drawn, so a change shows)
     ("cpu_percent", "CPU (process)", lambda v: f"{v:.0f}%", True),
-    ("rss_mb", "memory (RSS)", fmt_mb, True),
-    ("threads", "threads", lambda v: f"{v:.0f}", True),
-    ("load1", "load (1 min)", lambda v: f"{v:.2f}", True),
+    ("rss_mb", "memory (RSS)", fmt_mb, False),
+    ("threads", "threads", lambda v: f"{v:.0f}", False),
+    ("load1", "load (1 min)", lambda v: f"{v:.2f}", False),
     ("gpu_util", "GPU utilisation", lambda v: f"{v:.0f}%", True),
-    ("gpu_mem_mb", "GPU memory", fmt_mb, True),
+    ("gpu_mem_mb", "GPU memory", fmt_mb, False),
     ("gpu_temp_c", "GPU temperature", lambda v: f"{v:.0f}°C", False),
 )
 
