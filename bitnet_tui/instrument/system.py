@@ -94,8 +94,9 @@ def gpu_reader(device: Any) -> Callable[[], dict[str, float]] | None:
 
     index = device.index if device.index is not None else torch.cuda.current_device()
     total = torch.cuda.get_device_properties(index).total_memory / MB
-    nvml: dict[str, Callable[[int], float]] = {"gpu_util": torch.cuda.utilization, "gpu_temp_c": torch.cuda.temperature,
-                                               "gpu_mem_mb": lambda i: torch.cuda.device_memory_used(i) / MB}
+    nvml: dict[str, Callable[[int], float]] = {  # looked up at each call: an older torch may lack one
+        "gpu_util": lambda i: torch.cuda.utilization(i), "gpu_temp_c": lambda i: torch.cuda.temperature(i),
+        "gpu_mem_mb": lambda i: torch.cuda.device_memory_used(i) / MB}
 
     def read() -> dict[str, float]:
         out = {"gpu_mem_mb": torch.cuda.memory_reserved(index) / MB, "gpu_mem_total_mb": total}
