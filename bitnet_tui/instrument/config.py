@@ -75,6 +75,9 @@ class MonitorConfig:
     """Opt-in: when the detector names decaying weights or un-learning and the audit names coupled L2 or decay on
     norms/embeddings, apply the matching fix once; lower the LR on a loss spike or a non-finite loss (with a
     cooldown). Every action is an intervention with source ``auto``, undoable."""
+    system_every: float = 2.0
+    """Seconds between ``system`` samples (CPU, memory, threads, load; on CUDA the device's utilisation, memory and
+    temperature), taken by a thread of rank 0 (no device sync); 0: none."""
 
     @property
     def stops_on_nonfinite(self) -> bool:
@@ -94,6 +97,9 @@ class MonitorConfig:
             _positive("total_steps", self.total_steps)
         if self.on_nonfinite not in NONFINITE:
             raise ValueError(f"on_nonfinite must be one of {', '.join(NONFINITE)}, got {self.on_nonfinite!r}")
+        every = self.system_every
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not (every == 0 or 0.1 <= every <= 3600):
+            raise ValueError(f"system_every must be 0 (off) or seconds from 0.1 to 3600, got {every!r}")
         if self.detector is not None and not isinstance(self.detector, DetectorConfig):
             raise ValueError(f"detector must be a DetectorConfig, got {type(self.detector).__name__}")
 

@@ -1,6 +1,7 @@
 """Handing events to their consumers: the session log, a dashboard's buffer, TensorBoard, tests.
 
-Consumers are called in the training thread, in order, and must be fast. A consumer that fails (the session
+Consumers are called in the training thread (and, for ``system`` samples, in the system sampler's thread), in
+order, one event at a time (:attr:`Emitter.lock`), and must be fast. A consumer that fails (the session
 log on a full disk) never kills the run: the emitter raises an ``io`` alert to everyone (the failed writer
 keeps it in its backlog) and asks for a pause; :meth:`Emitter.retry` resumes once every failed consumer's
 ``retry()`` succeeds.
@@ -8,6 +9,7 @@ keeps it in its backlog) and asks for a pause; :meth:`Emitter.retry` resumes onc
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -22,16 +24,19 @@ class Emitter:
         self.failed: list[Subscriber] = []
         self.step = 0
         """The step alerts raised here are stamped with."""
+        self.lock = threading.RLock()
+        """Held while an event is handed out: consumers never see two events at once, whichever thread emits."""
 
     def subscribe(self, fn: Subscriber) -> None:
         self.subscribers.append(fn)
 
     def emit(self, ev: Event) -> None:
-        for fn in self.subscribers:
-            try:
-                fn(ev)
-            except Exception as e:  # a consumer failing (disk full) must not kill the run
-                self.consumer_failed(fn, e)
+        with self.lock:
+            for fn in self.subscribers:
+                try:
+                    fn(ev)
+                except Exception as e:  # a consumer failing (disk full) must not kill the run
+                    self.consumer_failed(fn, e)
 
     def consumer_failed(self, fn: Subscriber, e: BaseException) -> None:
         """A consumer could not take an event: alert everyone once, and remember it for :meth:`retry`."""

@@ -36,6 +36,7 @@ from bitnet_tui.instrument.optim_control import optim_control, step_wd
 from bitnet_tui.instrument.readback import Readback
 from bitnet_tui.instrument.sinks import build_header, claim_files, close_all, open_session, open_sinks
 from bitnet_tui.instrument.steering import Steering
+from bitnet_tui.instrument.system import start_sampler
 from bitnet_tui.instrument.unigram import held_out_warning
 from bitnet_tui.instrument.weights import unwrap
 from bitnet_tui.session.control import commands as C
@@ -158,7 +159,8 @@ class Monitor:
         self.writer, closers = open_sinks(self.session_path, self.subscribe, self.emitter.consumer_failed,
                                           control=self if o.control else None, tensorboard=o.tensorboard,
                                           trackio=(o.trackio, self.run_name, self.config) if o.trackio else None)
-        self._closers.extend(closers)
+        sampler = start_sampler(self.emitter, lambda: self.step_count, self.device, o.system_every)
+        self._closers.extend([sampler, *closers])  # the sampler stops before the log closes
 
     def header(self, findings: list[dict[str, Any]] | None = None) -> RunStarted:
         """The ``run_started`` event of this run (with the optimizer audit's ``findings``)."""

@@ -40,7 +40,7 @@ print("\\n" + json.dumps({{"code": code, "heavy": sorted(m for m in {heavy} if m
     ["summary", FIXTURE], ["summary", FIXTURE, "--json"], ["compare", FIXTURE, FIXTURE], ["diagnose", FIXTURE],
     ["replay", FIXTURE], ["watch", FIXTURE], ["attach", FIXTURE], ["ctl", FIXTURE, "ping"],
     ["run", "--help"], ["sweep", "--help"], ["export", "--help"], ["diagnose", "--help"],
-    ["export", FIXTURE, "--to", "csv", "{tmp}/csv"],
+    ["export", FIXTURE, "--to", "csv", "{tmp}/csv"], ["serve", "--help"], ["serve", FIXTURE, "--steer"],
 ], ids=lambda a: " ".join(a)[:40])
 def test_a_viewer_command_never_imports_torch(args, tmp_path):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]

@@ -84,11 +84,11 @@ async def test_every_panel_can_be_reached_and_named(tmp_path):
     app = make_app("replay", session_path=FIXTURE, start_at="end")
     async with app.run_test(size=(80, 24)) as pilot:
         seen = []
-        for _ in range(10):
+        for _ in range(11):
             seen.append(app.current_panel)
             await pilot.press("v")
             await pilot.pause()
         assert seen == ["loss", "unique", "lr", "weights", "timeline", "samples", "grad", "metrics", "config",
-                        "diseases"]
+                        "diseases", "system"]
         assert app.current_panel == "loss"  # round again; "All" only where 120x36 fits it
         assert "Show panel: Ternary weights" in palette(app)

@@ -13,10 +13,17 @@ from bitnet_tui.session.log.events import Alert, Intervention, RunEnded, StepDon
 from bitnet_tui.session.log.reader import read_session
 from tests.conftest import wait_for
 from tests.dashboard.test_app import fixture_events
+from tests.system.test_system_panel import shown as panel_shown
 
 
 def header_text(app: Dashboard) -> str:
     return render_header(app.feed, app.mode, app._notice(), alarm=app.source.alarm()).plain
+
+
+def system_shown(app: Dashboard) -> str:
+    from bitnet_tui.app.dashboard.system import SystemPanel
+
+    return panel_shown(app.query_one(SystemPanel))
 
 
 # --------------------------------------------------------------------------- live, real trainer
@@ -90,6 +97,13 @@ async def test_live_controls_steer_the_trainer(tmp_path, tiny):
         assert after[0].lr == pytest.approx(2e-4)
         assert app.feed.lr_changes and app.feed.lr_changes[-1][1] == "set_lr"
 
+        # The system sampler's figures (its own thread, every 2 s, paused or not): in the header and the System tab.
+        await wait_for(pilot, lambda: app.feed.last_system is not None, 10, "a system sample")
+        app.show_panel("system")
+        await pilot.pause(0.6)
+        assert "cpu " in header_text(app).splitlines()[0] and " MB" in header_text(app).splitlines()[0]
+        assert "CPU (process)" in system_shown(app) and "memory (RSS)" in system_shown(app)
+
         # Quit asks once, sends Stop, and exits when the run has ended.
         await pilot.press("q")
         await pilot.pause()
@@ -101,6 +115,7 @@ async def test_live_controls_steer_the_trainer(tmp_path, tiny):
     assert worker_end and worker_end[-1].reason == "stopped"
     data = read_session(log)
     assert data.end is not None and data.end.reason == "stopped"
+    assert data.events[-1] is data.end  # no system sample after the end
     assert any(isinstance(e, Intervention) and e.action == "stop" for e in data.events)
     assert not any(isinstance(e, Alert) and e.code == "command" for e in data.events)
 

@@ -188,13 +188,13 @@ def test_every_key_the_replay_footer_lists_works(tmux, tmp_path):
     for label in ("p Resume", "1 2 3 0 speed", "g Go to", "n N ⚠/⚙", "v Panel", "q Quit", "^p palette"):
         assert label in foot, foot
     tmux.keys("Home")
-    tmux.wait_for(lambda s: " 1/637 events" in s)
+    tmux.wait_for(lambda s: " 1/667 events" in s)
     tmux.keys("3")
     tmux.wait_for(lambda s: "⏸ paused (100×)" in s)
     tmux.keys("p")  # plays 60 logged seconds at 100x
     tmux.wait_for(lambda s: "end of log" in s)
     tmux.keys("Home")
-    tmux.wait_for(lambda s: " 1/637 events" in s)
+    tmux.wait_for(lambda s: " 1/667 events" in s)
     tmux.keys("n")
     tmux.wait_for(lambda s: "• @50" in s)  # info: partly learned
     tmux.keys("g")

@@ -5,6 +5,7 @@ dashboard's feed): never a traceback. A value of the wrong type is a malformed l
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from bitnet_tui.session.analysis.diagnose import diagnose
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.analysis.summary import summarize
 from bitnet_tui.session.errors import UserError
+from bitnet_tui.session.log.events import EVENT_TYPES
 from bitnet_tui.session.log.reader import read_session
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "collapse.jsonl"
@@ -26,13 +28,20 @@ NESTED = ("config.diag.detector.window", "config.diag.detector.decay_factor", "c
           "parent.step", "parent.name", "audit", "world.size")
 
 
+EVERY_FIELD_OF = ("system",)
+"""Kinds whose every field is mutated, also those the fixture's first event leaves out (a CPU run's GPU figures)."""
+
+
 def cases() -> list[tuple[int, str]]:
     """(line, dotted key) of every top-level field of the first event of each kind, and the header's nested ones."""
     lines = FIXTURE.read_text().splitlines()
     seen: dict[str, int] = {}
     for i, line in enumerate(lines):
         seen.setdefault(json.loads(line)["kind"], i)
+    assert set(EVENT_TYPES) == set(seen), "the fixture must hold an event of every kind"
     out = [(i, k) for kind, i in seen.items() for k in json.loads(lines[i]) if k != "kind"]
+    out += [(seen[kind], f.name) for kind in EVERY_FIELD_OF for f in fields(EVENT_TYPES[kind])
+            if f.name not in json.loads(lines[seen[kind]])]
     return out + [(0, k) for k in NESTED]
 
 

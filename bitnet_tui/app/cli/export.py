@@ -1,9 +1,9 @@
 """``bitnet-tui export SESSION --to tensorboard|csv DIR``: a session in the tools people already use.
 
 CSV: ``steps.csv``, ``evals.csv``, ``weights.csv`` (one row per layer and snapshot), ``events.csv``
-(alerts, interventions, checkpoints, the end) and ``probes.csv`` (one row per eval-time probe figure, long
-format: step, where, figure, value; docs/diagnosis.md), written with Python's ``csv`` module. TensorBoard: the same
-scalars through TensorBoard's own ``SummaryWriter`` (``pip install tensorboard``).
+(alerts, interventions, checkpoints, the end), ``system.csv`` (the system samples) and ``probes.csv`` (one row
+per eval-time probe figure, long format: step, where, figure, value; docs/diagnosis.md), written with Python's
+``csv`` module. TensorBoard: the same scalars through TensorBoard's own ``SummaryWriter`` (``pip install tensorboard``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption
 from bitnet_tui.session.analysis.disease_view import PROBE_COLS, probe_rows
 from bitnet_tui.session.analysis.fold import RunFold, timeline_item
 from bitnet_tui.session.errors import UserError
-from bitnet_tui.session.log.events import EvalDone, Event, StepDone, WeightsSnapshot
+from bitnet_tui.session.log.events import EvalDone, Event, StepDone, SystemSample, WeightsSnapshot
 from bitnet_tui.session.log.paths import resolve_session, sessions_dir
 from bitnet_tui.session.log.reader import metric_names, read_session
 from bitnet_tui.session.safefs import check_writable_dir
@@ -34,12 +34,16 @@ LAYER_COLS = ("step", "name", "neg", "zero", "pos", "scale", "rms", "flip_rate",
               "flip_back")
 
 
+SYSTEM_COLS = ("step", "time", "cpu_percent", "cpus", "rss_mb", "threads", "load1", "gpu_util", "gpu_mem_mb",
+               "gpu_mem_total_mb", "gpu_temp_c")
+
+
 class CsvExport:
     """Writes the CSV files as events arrive (one row at a time: an export holds no more of the log than one
     event); the user-metric columns are given up front (:func:`~bitnet_tui.session.log.reader.metric_names`)."""
 
     def __init__(self, out: Path, extra_steps: Sequence[str], extra_evals: Sequence[str]) -> None:
-        self.files = {name: out / f"{name}.csv" for name in ("steps", "evals", "weights", "events", "probes")}
+        self.files = {name: out / f"{name}.csv" for name in ("steps", "evals", "weights", "events", "probes", "system")}
         self.extra_steps, self.extra_evals = list(extra_steps), list(extra_evals)
         self._handles: dict[str, Any] = {}
         try:
@@ -54,6 +58,7 @@ class CsvExport:
         w["weights"].writerow(LAYER_COLS)
         w["events"].writerow(("step", "time", "kind", "level", "text"))
         w["probes"].writerow(PROBE_COLS)
+        w["system"].writerow(SYSTEM_COLS)
         self.fold = RunFold()  # the state column is the one fold's, as every other screen shows it
 
     def __call__(self, e: Event) -> None:
@@ -68,6 +73,8 @@ class CsvExport:
         elif isinstance(e, WeightsSnapshot):
             for lw in e.layers:
                 w["weights"].writerow([e.step] + [getattr(lw, c) for c in LAYER_COLS[1:]])
+        elif isinstance(e, SystemSample):
+            w["system"].writerow([getattr(e, c) for c in SYSTEM_COLS])
         else:
             item = timeline_item(e)
             if item is not None:

@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 from typer.exceptions import TyperException
 
-from bitnet_tui.app.cli import diagnose, export, logs, plot, remote, run, sweep, view  # noqa: F401  (registers commands)
+from bitnet_tui.app.cli import diagnose, export, logs, plot, remote, run, serve, sweep, view  # noqa: F401  (registers)
 from bitnet_tui.app.cli.app import app
 from bitnet_tui.app.cli.errors import USAGE, fail
 

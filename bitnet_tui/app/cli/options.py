@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -38,6 +39,19 @@ SessionsDirOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def parse_speed(raw: str) -> float:
+    """'1', '10', '100', '2.5' or 'max'; positive and finite unless 'max'."""
+    if raw.strip().lower() in ("max", "inf"):
+        return math.inf
+    try:
+        v = float(raw)
+    except ValueError:
+        raise typer.BadParameter(f"{raw[:40]!r} is not a number or 'max'") from None
+    if not math.isfinite(v) or v <= 0:
+        raise typer.BadParameter("speed must be a positive number or 'max'")
+    return v
 
 
 def resolve_sessions(args: list[str] | tuple[str, ...], sessions_dir_opt: str | None) -> list[Path]:

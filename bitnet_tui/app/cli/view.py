@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import typer
 
 from bitnet_tui.app.cli.app import command
-from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption
+from bitnet_tui.app.cli.options import SessionArg, SessionsDirOption, parse_speed
 from bitnet_tui.session.log.paths import resolve_session, sessions_dir
-
-
-def parse_speed(raw: str) -> float:
-    """'1', '10', '100', '2.5' or 'max'; positive and finite unless 'max'."""
-    if raw.strip().lower() in ("max", "inf"):
-        return math.inf
-    try:
-        v = float(raw)
-    except ValueError:
-        raise typer.BadParameter(f"{raw[:40]!r} is not a number or 'max'") from None
-    if not math.isfinite(v) or v <= 0:
-        raise typer.BadParameter("speed must be a positive number or 'max'")
-    return v
 
 
 @command("replay")

@@ -33,6 +33,7 @@ from bitnet_tui.app.dashboard.metrics import MetricsPanel
 from bitnet_tui.app.dashboard.panels import ConfigPanel, HeaderBar, SamplesPanel, Timeline
 from bitnet_tui.app.dashboard.plots import GradPlot, LossPlot, LRPlot, UniquePlot
 from bitnet_tui.app.dashboard.sources import LiveSource, ReplaySource, Source, WatchSource, replay_log
+from bitnet_tui.app.dashboard.system import SystemPanel
 from bitnet_tui.app.dashboard.weights import WeightsPanel, focus_panel
 from bitnet_tui.session.log.events import Event
 from bitnet_tui.session.text import fmt_num, printable
@@ -56,6 +57,7 @@ PANELS = (
     ("metrics", "Your metrics", "Metrics", "wider"),
     ("config", "Configuration", "Config", "wider"),
     ("diseases", "Diseases (measured)", "Diseases", ""),
+    ("system", "System (this run's process)", "System", ""),
 )
 HINTS = {"loss": "s smooth · y log", "unique": "y log", "lr": "y log", "grad": "s smooth · y log",
          "weights": "w map · ↑↓ PgUp/PgDn scroll", "timeline": "n/N", "metrics": "y log"}
@@ -136,6 +138,8 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
                         yield ConfigPanel(id="config")
                     elif key == "diseases":
                         yield DiseasesPanel(id="diseases")
+                    elif key == "system":
+                        yield SystemPanel(id="system")
                     else:
                         yield SamplesPanel(id="samples")
         yield Footer(compact=True)
@@ -237,7 +241,7 @@ class Dashboard(RunControls, ReplayControls, ViewControls, App[None]):
             return
         header.update_from(feed, self._notice(), force=force, alarm=self.source.alarm())
         for cls in (LossPlot, UniquePlot, LRPlot, GradPlot, WeightsPanel, Timeline, SamplesPanel, MetricsPanel,
-                    ConfigPanel, DiseasesPanel):
+                    ConfigPanel, DiseasesPanel, SystemPanel):
             base.query_one(cls).update_from(feed, force=force)
         if self.is_paused() != self._shown_paused:
             self._shown_paused = self.is_paused()

@@ -15,12 +15,22 @@ from bitnet_tui.app.dashboard.progress import Pace, Segment, progress_segments, 
 from bitnet_tui.app.dashboard.series import CAPACITY, HISTORY, LayerHistory, Series, ema, short_layer_name
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.control.commands import LR_ACTIONS
-from bitnet_tui.session.log.events import EvalDone, Event, Intervention, RunStarted, StepDone, WeightsSnapshot
+from bitnet_tui.session.log.events import (
+    EvalDone,
+    Event,
+    Intervention,
+    RunStarted,
+    StepDone,
+    SystemSample,
+    WeightsSnapshot,
+)
 from bitnet_tui.session.text import printable
 
 __all__ = ["CAPACITY", "HISTORY", "Feed", "LayerHistory", "Series", "ema", "short_layer_name"]
 
-PANELS = ("header", "loss", "unique", "weights", "lr", "grad", "timeline", "samples", "metrics", "config")
+PANELS = ("header", "loss", "unique", "weights", "lr", "grad", "timeline", "samples", "metrics", "config", "system")
+SYSTEM_SERIES = ("cpu_percent", "rss_mb", "threads", "load1", "gpu_util", "gpu_mem_mb", "gpu_temp_c")
+"""The ``system`` figures kept as series (over the samples' logged times), for the System panel."""
 
 
 class Feed(RunFold):
@@ -36,6 +46,8 @@ class Feed(RunFold):
         """Per snapshot: the flip rate averaged over the ternary layers (the overlay's flip panel)."""
         self.norm_gain, self.embed_norm = Series(c), Series(c)
         """Per snapshot: mean |gain| of the norm layers, RMS of the token embedding."""
+        self.system: dict[str, Series] = {k: Series(c) for k in SYSTEM_SERIES}
+        """Per ``system`` sample, by figure (x: seconds since the run's first event)."""
         self.metrics: dict[str, Series] = {}
         """User metrics (``Monitor.step(**metrics)`` and eval extras), by name."""
         self.layers = LayerHistory()
@@ -83,6 +95,11 @@ class Feed(RunFold):
             self._touch("header", "loss", "unique", "samples", *(("metrics",) if e.extra else ()))
         elif isinstance(e, WeightsSnapshot):
             self._weights(e)
+        elif isinstance(e, SystemSample):
+            x = e.time - (self.first_time or e.time)
+            for k, series in self.system.items():
+                series.append(x, getattr(e, k))
+            self._touch("header", "system")
         elif isinstance(e, RunStarted):
             self._touch(*PANELS)
         else:

@@ -14,6 +14,7 @@ from rich.text import Text
 from bitnet_tui.app.dashboard.feed import Feed
 from bitnet_tui.app.dashboard.fitting import ESSENTIAL, Segment, fit
 from bitnet_tui.app.dashboard.progress import fit_with_bar
+from bitnet_tui.app.dashboard.system import header_figure
 from bitnet_tui.session.log.paths import short_name
 from bitnet_tui.session.text import fmt_num, printable
 
@@ -71,6 +72,7 @@ def render_header(feed: Feed, mode: str, extra: Text | None = None, width: int =
     if feed.ended is not None:
         one.append((Text(f"run ended: {printable(feed.ended.reason, 40)}",
                          style="bold red" if feed.ended.reason == "error" else "bold"), 7))
+    one.extend(s for s in [header_figure(feed.last_system)] if s is not None)
     line1 = fit(one, w)
     if width and line1.cell_len >= width and name != short_name(name):
         one = [(Text(short_name(name), style="bold"), ESSENTIAL) if s[0].plain == name else s for s in one]

@@ -28,6 +28,7 @@ from bitnet_tui.session.log.events import (
     RunEnded,
     RunStarted,
     StepDone,
+    SystemSample,
     WeightsSnapshot,
 )
 from bitnet_tui.session.text import fmt_value, printable
@@ -166,6 +167,8 @@ class RunFold:
     """(step, action) of every LR intervention."""
     alerts: int = 0
     events: int = 0
+    last_system: SystemSample | None = None
+    """The latest ``system`` sample: what the process costs the machine now."""
 
     def apply_all(self, events: Any) -> None:
         for e in events:
@@ -195,6 +198,8 @@ class RunFold:
             if scales:
                 self.scales.append((e.step, sum(scales) / len(scales)))
                 self.detector().observe_scale(e.step, sum(scales) / len(scales))
+        elif isinstance(e, SystemSample):
+            self.last_system = e
         elif isinstance(e, RunStarted):
             self.header = e
             self.total_steps = e.total_steps or 0

@@ -8,7 +8,9 @@ Reading them back is :mod:`bitnet_tui.session.log.schema`.
 
 Schema 2 (this version) opened the format to any training loop: the header's BitNet- and corpus-specific
 fields are optional, step and eval events carry an ``extra`` mapping of user metrics, and alerts carry
-their evidence in ``data``. Schema 1 logs still read.
+their evidence in ``data``. Schema 1 logs still read. A ``system`` event (:class:`SystemSample`: CPU, memory,
+threads, load, the CUDA device's utilisation, memory and temperature) is a later kind of schema 2: a reader that
+predates it counts its lines as malformed and reads the rest.
 """
 
 from __future__ import annotations
@@ -234,12 +236,38 @@ class RunEnded(Event):
     error: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SystemSample(Event):
+    """What the training process costs the machine, sampled off the training thread every ``system_every`` seconds
+    (rank 0's process; no device sync). Every figure is optional: one the platform cannot give is left out."""
+
+    kind: ClassVar[str] = "system"
+    cpu_percent: float | None = None
+    """The process' CPU use over the last interval, all its threads: 100 is one core busy."""
+    cpus: int | None = None
+    """Logical CPUs of the machine (what ``cpu_percent`` and ``load1`` are read against)."""
+    rss_mb: float | None = None
+    """Resident memory of the process (MiB)."""
+    threads: int | None = None
+    """Threads of the process."""
+    load1: float | None = None
+    """The machine's load average over one minute."""
+    gpu_util: float | None = None
+    """CUDA: the device's utilisation (%) over the last sample period (NVML)."""
+    gpu_mem_mb: float | None = None
+    """CUDA: device memory in use (MiB): NVML's figure for the whole device, else what torch's allocator holds."""
+    gpu_mem_total_mb: float | None = None
+    gpu_temp_c: float | None = None
+    """CUDA: the device's temperature (°C, NVML)."""
+
+
 FAILED_ENDS = frozenset({"nonfinite", "error", "rank_failed"})
 """The end reasons of a run that failed (a run that ends so exits 1)."""
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    c.kind: c for c in (RunStarted, StepDone, EvalDone, WeightsSnapshot, Alert, Intervention, CheckpointSaved, RunEnded)
+    c.kind: c for c in (RunStarted, StepDone, EvalDone, WeightsSnapshot, Alert, Intervention, CheckpointSaved, RunEnded,
+                        SystemSample)
 }
 
 

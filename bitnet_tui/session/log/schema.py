@@ -72,6 +72,10 @@ RULES: dict[str, Rule] = {
     "audit": Rule("dicts"), "argv": Rule("strs"), "samples": Rule("strs"), "prompts": Rule("strs"),
     "removed": Rule("strs"), "top_tokens": Rule("pairs"), "layers": Rule("layers"), "extra": Rule("metrics"),
     "old": Rule("scalar"), "new": Rule("scalar"),
+    "cpu_percent": Rule("float", 0, 1e5), "cpus": Rule("int", 1, 1e6), "rss_mb": Rule("float", 0, 1e9),
+    "threads": Rule("int", 0, 1e7), "load1": Rule("float", 0, 1e6), "gpu_util": Rule("float", 0, 100),
+    "gpu_mem_mb": Rule("float", 0, 1e9), "gpu_mem_total_mb": Rule("float", 0, 1e9),
+    "gpu_temp_c": Rule("float", -100, 300),
 }
 
 
