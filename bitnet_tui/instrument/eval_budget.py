@@ -46,7 +46,7 @@ class EvalSize:
 def min_tokens(tokens: int, repetition_collapsed: float) -> int:
     """The shortest continuation in which a two-token loop still repeats at ``repetition_collapsed`` or more
     (1 - 2/n >= r), capped at the configured ``tokens``."""
-    need = math.ceil(2 / max(1e-9, 1 - repetition_collapsed)) if repetition_collapsed < 1 else tokens
+    need = math.ceil(2 / max(1e-9, 1 - repetition_collapsed) - 1e-9) if repetition_collapsed < 1 else tokens
     return min(tokens, max(need, 2))
 
 
@@ -111,11 +111,11 @@ class EvalBudget:
         per_batch, per_token, rest = self._costs
         gen = full.prompts * full.tokens * per_token
         batches = _fit(allowed - rest - gen, per_batch, self.floor.batches, full.batches)
+        left = allowed - rest - batches * per_batch  # what decoding may take
         prompts, tokens = full.prompts, full.tokens
-        if batches == self.floor.batches:
-            left = allowed - rest - batches * per_batch
+        if prompts * tokens * per_token > left:
             prompts = _fit(left, tokens * per_token, self.floor.prompts, full.prompts)
-            if prompts == self.floor.prompts:
+            if prompts * tokens * per_token > left:
                 tokens = _fit(left, prompts * per_token, self.floor.tokens, full.tokens)
         self.size = EvalSize(batches, prompts, tokens)
         return self.size

@@ -110,3 +110,19 @@ def test_greedy_decoding_through_a_hf_models_cache_equals_decoding_without_it():
         plain = greedy_uncached(model, prompts, 20, context=64)
     assert cached.tolist() == plain.tolist()
     assert len(set(cached[:, 5:].flatten().tolist())) > 3  # a continuation with something to compare
+
+
+def test_the_plan_cuts_held_out_batches_then_prompts_then_tokens_never_below_the_floors():
+    from bitnet_tui.instrument.eval_budget import EvalBudget, EvalSize, min_tokens
+
+    full = EvalSize(16, 8, 32)
+    assert min_tokens(32, 0.9) == 20  # a two-token loop of 20 tokens still repeats 90%
+    b = EvalBudget(0.05, 100, full, floor_tokens=min_tokens(32, 0.9))
+    assert b.plan() == full  # nothing timed yet: the full eval
+    b.step_began(0.0), b.step_began(0.5)  # one step of 0.5 s: an eval may take 0.05/0.95 x 100 x 0.5 = 2.63 s
+    b.eval_took(full, 8.0, 7.0, 0.5)  # 7 s of held-out batches (0.44 s each), 0.5 s of decoding, 0.5 s the rest
+    assert b.plan() == EvalSize(3, 8, 32)  # batches first: 0.5 + 0.5 + 3 x 0.44 = 2.3 s
+    b.eval_took(full, 47.5, 7.0, 40.0)  # decoding too slow now: 40 s for 256 tokens
+    assert b.plan() == EvalSize(1, 2, 20)  # one batch at least, then two prompts, then 20 tokens at least
+    assert b.plan().reduced_from(full) == {"val_batches": [1, 16], "prompts": [2, 8], "gen_tokens": [20, 32]}
+    assert EvalBudget(None, 100, full, floor_tokens=20).plan() == full  # no budget: always everything
