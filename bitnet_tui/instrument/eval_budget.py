@@ -23,6 +23,8 @@ MIN_PROMPTS = 2
 """Prompts an eval keeps at least (unique-token shares across fewer than two read as one prompt's loop)."""
 STEPS_KEPT = 64
 """Recent step times the planner's median rests on."""
+HEADROOM = 0.9
+"""The planner aims at this share of what an eval may take: the same eval's time varies by several percent."""
 MIN_EVAL_S = 1.0
 """A full eval shorter than this is never reduced: it costs a run little whatever its steps, and the detector keeps
 its whole sample (a toy model's eval is long next to its steps, and short)."""
@@ -108,6 +110,7 @@ class EvalBudget:
         if allowed is None or self._costs is None or full_s is None or full_s <= max(allowed, MIN_EVAL_S):
             self.size = full
             return full
+        allowed *= HEADROOM
         per_batch, per_token, rest = self._costs
         gen = full.prompts * full.tokens * per_token
         batches = _fit(allowed - rest - gen, per_batch, self.floor.batches, full.batches)
