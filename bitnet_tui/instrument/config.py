@@ -29,6 +29,11 @@ class MonitorConfig:
     """Steps between weight snapshots (ternary split, flip rate, scales); default: ``eval_every``."""
     gen_tokens: int = 32
     """Greedy tokens generated from each prompt at an eval."""
+    eval_budget: float | None = 0.05
+    """The share of wall time evals may take (0 < share < 1): an eval that would take more uses fewer held-out
+    batches, then fewer prompts, then shorter continuations, and says so in the log (each eval's ``reduced``, an
+    ``eval_budget`` alert when the size changes); None: every eval reads everything it was given
+    (:mod:`bitnet_tui.instrument.eval_budget`)."""
     token_text: Callable[[int], str] | None = None
     """One token id as text, for the top-tokens list; default: ``decode([id])``."""
     loss_fn: Callable[..., Any] | None = None
@@ -86,6 +91,9 @@ class MonitorConfig:
 
     def __post_init__(self) -> None:
         _positive("gen_tokens", self.gen_tokens)
+        b = self.eval_budget
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b < 1):
+            raise ValueError(f"eval_budget must be a share of wall time between 0 and 1 (0.05: 5%) or None, got {b!r}")
         _positive("log_every", self.log_every)
         if self.weights_every is not None:
             _positive("weights_every", self.weights_every)

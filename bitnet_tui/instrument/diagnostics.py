@@ -12,6 +12,7 @@ import torch
 
 from bitnet_model.nn.device import one_thread_on_cpu
 from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts
+from bitnet_tui.instrument.eval_budget import EvalBudget, EvalSize, min_tokens
 from bitnet_tui.instrument.evals import eval_mode, evaluate, logits_of, report_prompt_ids
 from bitnet_tui.instrument.probes import safe_probe
 from bitnet_tui.instrument.unigram import GIVEN, HELD_OUT, TRAINING, TokenCounts, training_note
@@ -26,6 +27,7 @@ from bitnet_tui.instrument.weights import (
 from bitnet_tui.session.analysis.detector import CollapseDetector, DetectorConfig, EvalFigures
 from bitnet_tui.session.analysis.diseases import DiseaseWatch
 from bitnet_tui.session.analysis.thresholds import DEAD_ZERO
+from bitnet_tui.session.analysis.words import reduced_words
 from bitnet_tui.session.log.events import Alert, EvalDone, Event, WeightsSnapshot
 
 
@@ -98,7 +100,7 @@ class Diagnostics:
                  ln_vocab: float | None, unigram_entropy: float | None, unigram_log: torch.Tensor | None,
                  report_prompts: torch.Tensor | None, context: int | None,
                  token_counts: Callable[[], torch.Tensor | None] | None = None, unigram_source: str = GIVEN,
-                 unigram_tokens: int = 0) -> None:
+                 unigram_tokens: int = 0, eval_budget: float | None = None, eval_every: int = 100) -> None:
         self.model = model
         self.prompts = prompts
         self.gen_tokens = gen_tokens
@@ -117,6 +119,11 @@ class Diagnostics:
         self.token_counts = token_counts
         """The training batches' token counts so far (read at an eval), or None."""
         self.unigram_source, self.unigram_tokens = unigram_source, unigram_tokens
+        full = EvalSize(len(self.val_batches), int(prompts.shape[0]) if prompts is not None else 0, gen_tokens)
+        self.budget = EvalBudget(eval_budget, eval_every, full,
+                                 floor_tokens=min_tokens(gen_tokens, self.detector.cfg.repetition_collapsed))
+        """Sizes each eval to the share of wall time it may take; the Monitor feeds it the step times."""
+        self._reduced: dict[str, Any] = {}
 
     @property
     def device(self) -> torch.device:
@@ -143,14 +150,23 @@ class Diagnostics:
         return out
 
     def eval(self, step: int) -> list[Event]:
-        """One eval: an ``eval`` event and the detector's alerts."""
+        """One eval, sized by :attr:`budget`: an ``eval`` event, the detector's alerts, and an ``eval_budget`` alert
+        when its size changed."""
+        t0 = time.perf_counter()
         notes = self._training_unigram(step)
+        size = self.budget.plan()
+        prompts = self.prompts[:size.prompts] if self.prompts is not None else None
+        val = self.val_batches[:size.batches]
         with one_thread_on_cpu(self.device):  # many small ops: one thread is as fast, and never spins
-            r = evaluate(unwrap(self.model), prompts=self.prompts, gen_tokens=self.gen_tokens, decode=self.decode,
-                         token_text=self.token_text, val_batches=self.val_batches, loss_fn=self.loss_fn,
+            r = evaluate(unwrap(self.model), prompts=prompts, gen_tokens=size.tokens, decode=self.decode,
+                         token_text=self.token_text, val_batches=val, loss_fn=self.loss_fn,
                          unigram_log=self.unigram_log, report_prompts=self.report_prompts, context=self.context)
-            probes = safe_probe(unwrap(self.model), self.val_batches[0] if self.val_batches else None,
-                                self.prompts, self.loss_fn)
+            probes = safe_probe(unwrap(self.model), val[0] if val else None, prompts, self.loss_fn)
+        self.budget.eval_took(size, time.perf_counter() - t0, r.heldout_s, r.generate_s)
+        reduced = size.reduced_from(self.budget.full)
+        if reduced != self._reduced:
+            notes.append(self._size_alert(step, reduced))
+            self._reduced = reduced
         alerts = self.detector.observe(EvalFigures(
             step=step, unique=r.unique_tokens, generated=r.generated_tokens, val_loss=r.val_loss, entropy=r.entropy,
             distinct2=r.distinct2, repetition=r.repetition, top_tokens=r.top_tokens,
@@ -162,8 +178,20 @@ class Diagnostics:
             state=self.detector.state, repetition=r.repetition, kl_unigram=r.kl_unigram,
             report_unique=r.report_unique, report_prompts=r.report_prompts,
             unigram_entropy=self.detector.unigram_entropy if self.unigram_source == TRAINING else None,
-            unigram_tokens=self.unigram_tokens if self.unigram_source == TRAINING else None, probes=probes)
+            unigram_tokens=self.unigram_tokens if self.unigram_source == TRAINING else None, probes=probes,
+            reduced=reduced)
         return [*notes, ev, *alerts, *self.diseases.observe(ev)]
+
+    def _size_alert(self, step: int, reduced: dict[str, Any]) -> Alert:
+        b = self.budget
+        if reduced:
+            text = (f"evals now read {reduced_words(reduced)} to stay within the eval budget: {b.reason()}; "
+                    "the diversity figures rest on the samples each eval lists")
+        else:
+            text = "evals read everything they were given again: a full eval fits the eval budget"
+        return Alert(step=step, time=time.time(), level="info", code="eval_budget", message=text,
+                     data={"reduced": reduced, "eval_budget": b.share, "step_s": b.step_time(),
+                           "full_eval_s": b.cost(b.full)})
 
     def keep_step_before(self, due: bool) -> None:
         """``due``: the next optimizer step ends at a weight snapshot; keep the latent weights for its update/weight
@@ -195,7 +223,7 @@ class Diagnostics:
 
 
 def diagnostics_for(model: Any, decode: Callable | None, prompts: Any, val_batches: Sequence[Any],
-                    o: MonitorConfig, f: TrainerFacts, device: torch.device,
+                    o: MonitorConfig, f: TrainerFacts, device: torch.device, eval_every: int = 100,
                     ) -> tuple[Baselines, Diagnostics, TokenCounts | None]:
     """A Monitor's baselines, diagnostics and training-token counter (None when the unigram figure was given)
     from its arguments (``prompts``: a tensor or lists of ids)."""
@@ -218,6 +246,6 @@ def diagnostics_for(model: Any, decode: Callable | None, prompts: Any, val_batch
         detector=o.detector or DetectorConfig(), ln_vocab=b.ln_vocab, unigram_entropy=b.unigram_entropy,
         unigram_log=b.unigram_log, context=o.context, token_counts=counts.read if counts is not None else None,
         unigram_source=HELD_OUT if b.estimated else GIVEN if b.unigram_entropy is not None else "",
-        unigram_tokens=b.tokens,
+        unigram_tokens=b.tokens, eval_budget=o.eval_budget, eval_every=eval_every,
         report_prompts=report_prompt_ids(b.vocab, device) if o.report_metric and b.vocab else None)
     return b, d, counts

@@ -29,7 +29,7 @@ def monitor_for(trainer: Trainer, session_path: str | Path | None, *, control: b
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, control=control, detector=d.detector,
         total_steps=trainer.total_steps, report_metric=d.report_metric, on_nonfinite=trainer.on_nonfinite,
         log_every=log_every, tensorboard=tensorboard, argv=trainer.argv, context=cfg.model.context,
-        parent=trainer.parent, autopilot=autopilot)
+        parent=trainer.parent, autopilot=autopilot, eval_budget=None)  # DiagConfig sizes its evals (4.6% of wall)
     facts = TrainerFacts(
         checkpoint_suffix=".pt", start_step=trainer.loaded_step, source="bitnet-tui run",
         header={"corpus": dict(trainer.data.corpus_info), "tokenizer": dict(trainer.data.tokenizer_info)},

@@ -91,7 +91,8 @@ class Monitor:
         self._started = self._closed = self._prepared = False
         self.last_end: RunEnded | None = None
         self.guard = Guarded()
-        b, self.diagnostics, self._counts = diagnostics_for(model, decode, prompts, val_batches, o, f, device)
+        b, self.diagnostics, self._counts = diagnostics_for(model, decode, prompts, val_batches, o, f, device,
+                                                            eval_every)
         self._unigram_warning = held_out_warning(b.unigram_entropy or 0.0, b.tokens, b.vocab) if b.estimated else ""
         self.vocab_size, self.ln_vocab, self.unigram_entropy = b.vocab, b.ln_vocab, b.unigram_entropy
 
@@ -234,6 +235,7 @@ class Monitor:
         ``loss`` may be a tensor, read back every ``log_every`` steps; ``batch``: see :meth:`observe_tokens`."""
         if not self._started:
             self.start()
+        self.diagnostics.budget.step_began(time.perf_counter())
         loss = check_step(loss, closed=self._closed, pid=self._pid)  # a clear error here, before anything changes
         if batch is not None:
             self.observe_tokens(batch)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from bitnet_tui.instrument.config import MonitorConfig
+from bitnet_tui.instrument.sinks import open_session
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
@@ -60,3 +63,27 @@ def monitor_options(user: Mapping[str, Any], **known: Any) -> MonitorConfig:
     if bad:
         raise TypeError(f"unknown Monitor option(s): {', '.join(bad)} (the fields of bitnet_tui.MonitorConfig)")
     return MonitorConfig(**{**known, **user})
+
+
+class LogClaim:
+    """A callback's session log, known before its trainer starts: the first read of :attr:`path` creates the file
+    (named after ``run_name``, or ``default_name`` when none was given) and the next training run writes it; a
+    run after that one gets a new file. On a rank other than 0 (``RANK``, as torchrun sets it) there is none."""
+
+    def __init__(self, session_path: Any, sessions_dir: str | None, run_name: str | None, default_name: str) -> None:
+        self._given = Path(session_path) if session_path is not None else None
+        self._dir, self._name = sessions_dir, run_name or default_name
+        self._claimed: Path | None = None
+
+    def path(self) -> Path | None:
+        """The log the next training run writes (created now if it was not yet)."""
+        if os.environ.get("RANK", "0") != "0":
+            return None
+        if self._claimed is None:
+            self._claimed = self._given if self._given is not None else open_session(None, self._dir, self._name)
+        return self._claimed
+
+    def take(self) -> Path | None:
+        """The log claimed for this run, if one was (None: the Monitor names its own); the next run claims anew."""
+        claimed, self._claimed = self._claimed, None
+        return claimed

@@ -36,7 +36,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 from bitnet_tui.instrument.config import TrainerFacts
 from bitnet_tui.instrument.monitor import Monitor
-from bitnet_tui.integrations._common import first_lr, merged, monitor_options, plain, to_device
+from bitnet_tui.integrations._common import LogClaim, first_lr, merged, monitor_options, plain, to_device
 
 
 class MonitorCallback(pl.Callback):
@@ -45,8 +45,9 @@ class MonitorCallback(pl.Callback):
     ``model``: the network to evaluate and whose ternary layers to watch (default: the LightningModule).
     ``prompts``, ``decode``, ``val_batches`` and the rest as for :class:`~bitnet_tui.instrument.monitor.Monitor`;
     batches are moved to the model's device. ``config`` is laid over what the callback records of the Trainer
-    and the module's ``hparams``. Other keywords go to the Monitor. After ``fit()``, :attr:`monitor` holds the
-    Monitor and :attr:`session_path` the log.
+    and the module's ``hparams``. Other keywords go to the Monitor. :attr:`session_path` is the log, known before
+    ``fit()`` (reading it creates the file the next ``fit()`` writes, named after ``run_name``, or ``lightning``
+    when none is given); after it, :attr:`monitor` holds the Monitor.
     """
 
     def __init__(self, *, model: torch.nn.Module | None = None, prompts: Any = None,
@@ -61,21 +62,27 @@ class MonitorCallback(pl.Callback):
         self.eval_every, self.monitor_kwargs = eval_every, monitor_kwargs
         monitor_options(monitor_kwargs)  # a wrong keyword fails here, at the call
         self.monitor: Monitor | None = None
+        self._claim = LogClaim(monitor_kwargs.get("session_path"), sessions_dir, run_name, "lightning")
         self._step = 0
         self._loss: torch.Tensor | None = None
         self._warned = False
 
     @property
     def session_path(self) -> Path | None:
-        return self.monitor.session_path if self.monitor is not None else None
+        """The session log: the running (or last) ``fit()``'s, else the one the next ``fit()`` writes, created on
+        this read; None on a rank other than 0."""
+        if self.monitor is not None and self.monitor.session_path is not None:
+            return self.monitor.session_path
+        return self._claim.path()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         net = self.model if self.model is not None else pl_module
         opt = trainer.optimizers[0] if trainer.optimizers else None
         device = next(iter(net.parameters())).device
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else _estimated(trainer)
+        claimed = self._claim.take()
         options = monitor_options(self.monitor_kwargs, total_steps=total, token_text=self.token_text,
-                                  loss_fn=self.loss_fn)
+                                  loss_fn=self.loss_fn, **({"session_path": claimed} if claimed else {}))
         self.monitor = Monitor(
             net, opt, decode=self.decode, prompts=self.prompts, val_batches=to_device(self.val_batches, device),
             sessions_dir=self.sessions_dir, run_name=self.run_name or type(pl_module).__name__,

@@ -67,7 +67,7 @@ def train(tmp_path, steps: int, req: dict, at: int, **args):
     targs = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"), max_steps=steps, per_device_train_batch_size=4, learning_rate=1e-3,
         lr_scheduler_type="constant", save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
-        dataloader_num_workers=0, seed=0, **args)  # logging_steps left at its default: the callback logs each step
+        dataloader_num_workers=0, seed=0, **{"logging_steps": 1, **args})  # the Trainer's losses, to compare
     trainer = transformers.Trainer(model=tiny_llama(), args=targs, train_dataset=Tokens(64, 0),
                                    callbacks=[cb, steer])
     trainer.train()
@@ -133,7 +133,7 @@ def test_a_non_finite_loss_the_trainer_filters_out_of_its_log_still_reaches_the_
     cb = MonitorCallback(sessions_dir=str(tmp_path / "sessions"), eval_every=100, on_nonfinite="stop")
     targs = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"), max_steps=6, per_device_train_batch_size=4, save_strategy="no",
-        report_to="none", use_cpu=True, disable_tqdm=True)
+        report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1)
     trainer = transformers.Trainer(model=tiny_llama(), args=targs, train_dataset=Tokens(32, 0),
                                    callbacks=[Poison(), cb])
     trainer.train()
@@ -171,7 +171,7 @@ def test_an_exception_inside_train_still_ends_the_log_with_it(tmp_path):
     assert proc.returncode == 1 and "device-side assert triggered" in proc.stderr
     (log,) = tmp_path.glob("*.jsonl")
     ev = by_kind(log)
-    assert [s.step for s in ev["step"]] == [1, 2]  # step 3 raised before the Trainer logged it
+    assert [s.step for s in ev["step"]] == [1, 2, 3]  # step 3's update was made before its on_step_end raised
     (end,) = ev["run_ended"]
-    assert (end.reason, end.step, end.error) == ("error", 2, "RuntimeError: CUDA error: device-side assert triggered")
+    assert (end.reason, end.step, end.error) == ("error", 3, "RuntimeError: CUDA error: device-side assert triggered")
     assert [a.code for a in ev["alert"]][-1] == "crash"

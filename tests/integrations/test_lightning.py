@@ -134,3 +134,19 @@ def test_an_exception_in_fit_ends_the_log_with_the_error(tmp_path):
         trainer.fit(LitLM(), loader)
     (end,) = by_kind(cb.session_path)["run_ended"]
     assert end.reason == "error" and "data loader broke" in end.error and end.step == 2
+
+
+def test_the_session_log_is_known_before_fit_and_is_the_one_fit_writes(tmp_path):
+    cb = MonitorCallback(sessions_dir=str(tmp_path / "sessions"), run_name="lit-early", eval_every=100)
+    path = cb.session_path
+    assert path is not None and path.exists() and path.stat().st_size == 0 and "lit-early" in path.name
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*windows(32, 0)), batch_size=4)
+    trainer = pl.Trainer(max_steps=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[cb])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(LitLM(), loader)
+    assert cb.session_path == path
+    ev = by_kind(path)
+    assert [s.step for s in ev["step"]] == [1, 2, 3] and ev["run_ended"][0].reason == "finished"
+    assert sorted(p.name for p in (tmp_path / "sessions").glob("*.jsonl")) == [path.name]

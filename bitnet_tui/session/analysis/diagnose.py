@@ -20,6 +20,7 @@ from bitnet_tui.session.analysis.fixes import FIXES, fill, in_their_terms, is_ou
 from bitnet_tui.session.analysis.fold import RunFold
 from bitnet_tui.session.analysis.summary import Summary
 from bitnet_tui.session.analysis.thresholds import DEAD_ZERO
+from bitnet_tui.session.analysis.words import reduced_words
 from bitnet_tui.session.log.events import FAILED_ENDS, jsonable
 from bitnet_tui.session.text import fmt_value, printable
 
@@ -162,6 +163,9 @@ def _figures(s: Summary, fold: RunFold) -> list[tuple[str, str]]:
     e = fold.last_eval
     if e is not None:
         out.append(("distinct-2 / per-prompt repetition", f"{e.distinct2:.2f} / {fmt_value(e.repetition)}"))
+        if reduced_words(e.reduced):
+            out.append(("eval sample", f"{reduced_words(e.reduced)} at the last eval (the Monitor's eval_budget: "
+                                       "the figures above rest on this sample)"))
         if e.report_unique is not None:
             out.append(("the report's metric", f"{e.report_unique}/{e.report_prompts} (20 random prompts, one argmax "
                                                "each: noisy near a uniform model)"))

@@ -137,3 +137,19 @@ def loss_words(d: Judge, f: EvalFigures, median: float) -> str:
     if own is None:
         return f"no held-out loss at this eval ({med})"
     return f"held-out loss {own:.3f}" + (f" ({med})" if n > 1 else "")
+
+
+REDUCED = (("val_batches", "held-out batches"), ("prompts", "prompts"), ("gen_tokens", "greedy tokens per prompt"))
+"""The keys of an eval's ``reduced`` field (what it used of what it was given), in the order they are reduced."""
+
+
+def reduced_words(reduced: object) -> str:
+    """An eval's ``reduced`` field (``{"val_batches": [2, 16], ...}``) as words: "2 of 16 held-out batches"."""
+    if not isinstance(reduced, dict):
+        return ""
+    parts = []
+    for key, label in REDUCED:
+        v = reduced.get(key)
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) for x in v):
+            parts.append(f"{v[0]} of {v[1]} {label}")
+    return ", ".join(parts)

@@ -144,6 +144,10 @@ class EvalDone(Event):
     extra: dict[str, float] = field(default_factory=dict)
     probes: dict[str, Any] = field(default_factory=dict)
     """Forward-probe figures (activations per BitLinear, attention per layer, output log Z): docs/diagnosis.md."""
+    reduced: dict[str, Any] = field(default_factory=dict)
+    """What this eval used of what it was given, where it used less to stay within the Monitor's ``eval_budget``:
+    ``{"val_batches": [used, given], "prompts": [...], "gen_tokens": [...]}`` (only the reduced ones); empty when
+    it read everything. The diversity figures rest on ``generated_tokens`` and ``len(samples)`` either way."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ RULES: dict[str, Rule] = {
     "neg": Rule("float", 0, 1), "zero": Rule("float", 0, 1), "pos": Rule("float", 0, 1),
     "flip_rate": Rule("float", 0, 1, nonfinite=True), "near_boundary": Rule("float", 0, 1),
     "scale": Rule("float", 0, 1e9), "update_ratio": Rule("float", 0, 1e9), "flip_back": Rule("float", 0, 1),
-    "probes": Rule("dict"),
+    "probes": Rule("dict"), "reduced": Rule("dict"),
     "rms": Rule("float", 0, 1e9), "norm_gain": Rule("float", 0, 1e9), "embed_norm": Rule("float", 0, 1e9),
     "run_name": Rule("str", limit=500), "device": Rule("str", limit=200), "level": Rule("str", limit=20),
     "code": Rule("str", limit=40), "message": Rule("str", limit=20_000), "state_from": Rule("str", limit=40),
