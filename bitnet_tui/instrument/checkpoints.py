@@ -109,3 +109,8 @@ def save_with_retry(store: CheckpointStore | None, step: int, *, pinned: bool, e
 def kept_steps(store: CheckpointStore | None) -> list[int]:
     """The steps of the checkpoints a store holds now (none without a store)."""
     return [c for c, _ in list_checkpoints(store.directory)] if store is not None else []
+
+
+def store_for(save: Callable[[Path], Any] | None, *, keep: int, suffix: str) -> CheckpointStore | None:
+    """The store a Monitor saves through (its directory is set when the log is claimed), or None without ``save``."""
+    return CheckpointStore(Path("."), save, keep=keep, suffix=suffix) if save is not None else None

@@ -7,10 +7,12 @@ a process that exits with the Monitor still open (:meth:`~bitnet_tui.instrument.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 
 from bitnet_tui.instrument.dist import RankFailed, peer_failure
+from bitnet_tui.session.log.events import RunEnded
 
 STILL_OPEN = "the process exited with the Monitor still open (close() it, or use `with`)"
 
@@ -44,3 +46,9 @@ def ending_at_exit() -> Ending:
     """A process exiting with the Monitor open: the exception that is ending it (``sys.last_value``), if any."""
     exc = getattr(sys, "last_value", None)
     return ending_for(exc) if exc is not None else Ending("error", STILL_OPEN)
+
+
+def unlogged_end(step: int, how: Ending, exc: BaseException | None) -> RunEnded:
+    """How a loop ended before its Monitor started: the ``run_ended`` it would have logged, kept but not written."""
+    return RunEnded(step=step, time=time.time(), reason=how.reason,
+                    error=how.error or (f"{type(exc).__name__}: {exc}"[:2000] if exc else ""))

@@ -25,12 +25,12 @@ import torch
 from bitnet_tui.instrument.audit import audit_findings, start_alerts
 from bitnet_tui.instrument.autopilot import Autopilot
 from bitnet_tui.instrument.calls import Guarded, check_step
-from bitnet_tui.instrument.checkpoints import CheckpointStore, kept_steps, save_with_retry
+from bitnet_tui.instrument.checkpoints import kept_steps, save_with_retry, store_for
 from bitnet_tui.instrument.config import MonitorConfig, TrainerFacts, checked
 from bitnet_tui.instrument.diagnostics import diagnostics_for
 from bitnet_tui.instrument.dist import RankFailed, World
 from bitnet_tui.instrument.emitter import Emitter
-from bitnet_tui.instrument.ending import Ending, ending_at_exit, ending_for
+from bitnet_tui.instrument.ending import Ending, ending_at_exit, ending_for, unlogged_end
 from bitnet_tui.instrument.lr import LRControl
 from bitnet_tui.instrument.optim_control import optim_control, step_wd
 from bitnet_tui.instrument.readback import Readback
@@ -85,8 +85,7 @@ class Monitor:
                                  on_nonfinite=lambda *a: self.steering.nonfinite(
                                      *a, stop=o.stops_on_nonfinite, skipped=f.skips_nonfinite,
                                      kept=lambda: kept_steps(self._store)))
-        self._store = CheckpointStore(Path("."), o.save, keep=o.keep_checkpoints, suffix=f.checkpoint_suffix) \
-            if o.save is not None else None
+        self._store = store_for(o.save, keep=o.keep_checkpoints, suffix=f.checkpoint_suffix)
         self._closers: list[Callable[[], Any]] = [self.optim.detach] if self.optim is not None else []
         self._started = self._closed = self._prepared = False
         self.last_end: RunEnded | None = None
@@ -165,8 +164,7 @@ class Monitor:
 
     def header(self, findings: list[dict[str, Any]] | None = None) -> RunStarted:
         """The ``run_started`` event of this run (with the optimizer audit's ``findings``)."""
-        if findings is None:
-            findings = audit_findings(self.optimizer, self.model, self.facts.audit)
+        findings = audit_findings(self.optimizer, self.model, self.facts.audit) if findings is None else findings
         return build_header(
             step=self.step_count, run_name=self.run_name, config=self.config, argv=self.argv, device=self.device,
             model=self.model, optimizer=self.optimizer, audit=findings,
@@ -199,12 +197,11 @@ class Monitor:
 
     def close_for(self, exc: BaseException | None) -> RunEnded:
         """End the run as ``exc`` ended the loop (None: finished, or told to stop); before start, not logged."""
+        how = ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active)
         if not self._started:
-            how = ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active)
-            self.last_end = RunEnded(step=self.step_count, time=time.time(), reason=how.reason,
-                                     error=how.error or (f"{type(exc).__name__}: {exc}"[:2000] if exc else ""))
+            self.last_end = unlogged_end(self.step_count, how, exc)
             return self.last_end
-        return self._end(ending_for(exc, stop_reason=self.steering.stop_reason, distributed=self.world.active))
+        return self._end(how)
 
     def _end(self, how: Ending) -> RunEnded:
         if self._closed:
