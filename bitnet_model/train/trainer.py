@@ -160,6 +160,11 @@ class Trainer:
             raise CheckpointError(f"{self.init_from} does not fit this run ({type(e).__name__}: "
                                   f"{str(e).splitlines()[0][:160]})") from None
 
+    def autocast(self) -> Any:
+        """The context the training step's forward runs in: bf16 autocast under ``--precision bf16`` (or ``auto``
+        where bf16 is native), else none."""
+        return _autocast(self.device, self.cfg.train.precision)
+
     def checkpoint(self, path: Path) -> Path:
         """The Monitor's ``save``: everything needed to continue bit for bit (on one process)."""
         mon = self.monitor
@@ -192,7 +197,7 @@ class Trainer:
         tokens = t.batch_size * self.cfg.model.context * self.world_size
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         clip = t.grad_clip if t.grad_clip > 0 else math.inf
-        autocast = _autocast(self.device, t.precision)
+        autocast = self.autocast()
         self.net.train()
         while mon.step_count < self.total_steps and not mon.should_stop:
             s = mon.step_count

@@ -138,6 +138,9 @@ class TrainerFacts:
     """The device's peak FLOP/s, for MFU."""
     skips_nonfinite: bool = False
     """The loop skips the optimizer update of a non-finite step (ours does, on the device): the alert says so."""
+    held_out: Callable[[], Any] | None = None
+    """A context manager factory the held-out batches are read in: the training step's autocast (ours gives it
+    where the run trains in bf16), so the held-out loss is computed as the training loss is; default: none."""
 
 
 def checked(eval_every: Any, options: Any, facts: Any) -> tuple[MonitorConfig, TrainerFacts]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,8 +102,11 @@ class Diagnostics:
                  ln_vocab: float | None, unigram_entropy: float | None, unigram_log: torch.Tensor | None,
                  report_prompts: torch.Tensor | None, context: int | None,
                  token_counts: Callable[[], torch.Tensor | None] | None = None, unigram_source: str = GIVEN,
-                 unigram_tokens: int = 0, eval_budget: float | None = None, eval_every: int = 100) -> None:
+                 unigram_tokens: int = 0, eval_budget: float | None = None, eval_every: int = 100,
+                 held_out: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self.model = model
+        self.held_out = held_out or contextlib.nullcontext
+        """The context the held-out batches are read in (the training step's autocast, when the trainer gives it)."""
         self.prompts = prompts
         self.gen_tokens = gen_tokens
         self.decode = decode
@@ -157,10 +162,10 @@ class Diagnostics:
         size = self.budget.plan()
         prompts = self.prompts[:size.prompts] if self.prompts is not None else None
         val = self.val_batches[:size.batches]
+        r = evaluate(unwrap(self.model), prompts=prompts, gen_tokens=size.tokens, decode=self.decode,
+                     token_text=self.token_text, val_batches=val, loss_fn=self.loss_fn, unigram_log=self.unigram_log,
+                     report_prompts=self.report_prompts, context=self.context, held_out=self.held_out)
         with one_thread_on_cpu(self.device):  # many small ops: one thread is as fast, and never spins
-            r = evaluate(unwrap(self.model), prompts=prompts, gen_tokens=size.tokens, decode=self.decode,
-                         token_text=self.token_text, val_batches=val, loss_fn=self.loss_fn,
-                         unigram_log=self.unigram_log, report_prompts=self.report_prompts, context=self.context)
             probes = safe_probe(unwrap(self.model), val[0] if val else None, prompts, self.loss_fn)
         self.budget.eval_took(size, time.perf_counter() - t0, r.heldout_s, r.generate_s)
         reduced = size.reduced_from(self.budget.full)
@@ -246,6 +251,6 @@ def diagnostics_for(model: Any, decode: Callable | None, prompts: Any, val_batch
         detector=o.detector or DetectorConfig(), ln_vocab=b.ln_vocab, unigram_entropy=b.unigram_entropy,
         unigram_log=b.unigram_log, context=o.context, token_counts=counts.read if counts is not None else None,
         unigram_source=HELD_OUT if b.estimated else GIVEN if b.unigram_entropy is not None else "",
-        unigram_tokens=b.tokens, eval_budget=o.eval_budget, eval_every=eval_every,
+        unigram_tokens=b.tokens, eval_budget=o.eval_budget, eval_every=eval_every, held_out=f.held_out,
         report_prompts=report_prompt_ids(b.vocab, device) if o.report_metric and b.vocab else None)
     return b, d, counts

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bitnet_model.nn.device import one_thread_on_cpu
+
 REPORT_PROMPTS = 20
 REPORT_PROMPT_TOKENS = 8
 ROWS = 128
@@ -215,21 +217,28 @@ def evaluate(
     unigram_log: torch.Tensor | None = None,
     report_prompts: torch.Tensor | None = None,
     context: int | None = None,
+    held_out: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> EvalResult:
     """Held-out loss, predictive entropy and KL to the unigram distribution over ``val_batches``; greedy
-    continuations of ``prompts`` and their diversity; the report's metric on ``report_prompts``."""
+    continuations of ``prompts`` and their diversity; the report's metric on ``report_prompts``.
+
+    The held-out batches are read inside ``held_out()`` (the training step's autocast, when the trainer gives it)
+    with every intra-op thread, as the training step is: they are the same large matrix products. Decoding and the
+    report's metric, many small ops, run on one thread (:func:`one_thread_on_cpu`)."""
     device = prompts.device if prompts is not None else torch.device("cpu")
     with eval_mode(model), _restoring_rng(device):
         t0 = time.perf_counter()
-        stats = [_batch_stats(model, b, loss_fn, unigram_log) for b in val_batches]
+        with held_out():
+            stats = [_batch_stats(model, b, loss_fn, unigram_log) for b in val_batches]
         t1 = time.perf_counter()
-        out = greedy(model, prompts, gen_tokens, context) if prompts is not None and prompts.numel() else None
-        width = prompts.shape[1] if prompts is not None else 0
-        conts = [] if out is None else [row[width:].tolist() for row in out]  # reading them back waits for the device
-        t2 = time.perf_counter()
-        report = None
-        if report_prompts is not None:
-            report = logits_of(model(report_prompts))[:, -1, :].argmax(-1)
+        with one_thread_on_cpu(device):
+            out = greedy(model, prompts, gen_tokens, context) if prompts is not None and prompts.numel() else None
+            width = prompts.shape[1] if prompts is not None else 0
+            conts = [] if out is None else [row[width:].tolist() for row in out]  # reading back waits for the device
+            t2 = time.perf_counter()
+            report = None
+            if report_prompts is not None:
+                report = logits_of(model(report_prompts))[:, -1, :].argmax(-1)
 
     def mean(i: int) -> float | None:
         vals = [float(v) for s in stats if (v := s[i]) is not None]

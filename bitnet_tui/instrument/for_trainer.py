@@ -34,7 +34,8 @@ def monitor_for(trainer: Trainer, session_path: str | Path | None, *, control: b
         checkpoint_suffix=".pt", start_step=trainer.loaded_step, source="bitnet-tui run",
         header={"corpus": dict(trainer.data.corpus_info), "tokenizer": dict(trainer.data.tokenizer_info)},
         audit={"peak_lr": cfg.train.peak_lr, "hidden": cfg.model.hidden, "schedule": cfg.train.schedule},
-        flops_per_token=trainer.model.flops_per_token(), peak_flops=peak_flops(trainer.device), skips_nonfinite=True)
+        flops_per_token=trainer.model.flops_per_token(), peak_flops=peak_flops(trainer.device), skips_nonfinite=True,
+        held_out=trainer.autocast)
     mon = Monitor(trainer.net, trainer.optimizer, decode=trainer.data.decode, prompts=trainer.prompts,
                   val_batches=trainer.val_batches, run_name=trainer.run_name, config=trainer.recorded(),
                   eval_every=d.eval_every, options=options, facts=facts)
