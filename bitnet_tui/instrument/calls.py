@@ -17,10 +17,10 @@ from bitnet_tui.session.log.events import Alert, Event
 
 def check_step(loss: Any, *, closed: bool, pid: int | None) -> Any:
     """``loss`` ready to keep (a detached one-element tensor or a float); raises before anything is recorded."""
-    if closed:
-        raise RuntimeError("Monitor.step after close(): this run's log is ended; make a new Monitor for a new run")
+    if closed:  # a ValueError, as Python's own I/O on a closed file is
+        raise ValueError("Monitor.step after close(): this run's log is ended; make a new Monitor for a new run")
     if pid is not None and os.getpid() != pid:
-        raise RuntimeError(f"Monitor.step from process {os.getpid()}: this Monitor writes the log of process {pid}; "
+        raise ValueError(f"Monitor.step from process {os.getpid()}: this Monitor writes the log of process {pid}; "
                            "a forked child must make its own Monitor")
     if isinstance(loss, torch.Tensor):
         if loss.numel() != 1:

@@ -3,7 +3,7 @@
 NaN and inf losses, None, a string and a vector for the loss, a ``decode`` that raises, prompts outside the
 vocabulary, ``eval_every=0``, a step after close and a step from a forked child. Each case runs in a thread under
 a deadline (a hang fails it), nothing raises out of ``mon.step`` but a clear error at the call (TypeError or
-ValueError for a loss of the wrong type, RuntimeError for a call after close or from another process, each naming
+ValueError for a loss of the wrong type and for a call after close or from another process, each naming
 ``Monitor.step``), and every log ends with ``run_ended``. The behaviours one by one, with their messages:
 ``test_item11_user_loop.py``; this file is the whole matrix at once.
 """
@@ -109,7 +109,7 @@ def step_after_close(tmp_path: Path, control: bool) -> tuple[Path, str]:
     with mon:
         train(model, opt, mon, x, 2)
     size = mon.session_path.stat().st_size
-    with pytest.raises(RuntimeError, match=r"Monitor\.step.*after close"):
+    with pytest.raises(ValueError, match=r"Monitor\.step.*after close"):
         mon.step(1.0)
     mon.close()  # a second close is a no-op
     assert mon.session_path.stat().st_size == size and not control_path(mon.session_path).exists()
@@ -125,7 +125,7 @@ def forked_child(tmp_path: Path, control: bool) -> tuple[Path, str]:
             code = 3
             try:
                 mon.step(2.0)
-            except RuntimeError as e:
+            except ValueError as e:
                 code = 0 if "forked child" in str(e) else 4
             finally:
                 os._exit(code)
