@@ -29,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]  # run as a script from a che
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from plain_loop import TinyGPT  # noqa: E402
+from shapes import model_shape  # noqa: E402
 
 from bitnet_model.nn.device import one_thread_on_cpu  # noqa: E402
 from bitnet_tui.instrument import evals  # noqa: E402
@@ -124,11 +125,7 @@ def bench(name: str, model: torch.nn.Module, args: argparse.Namespace) -> tuple[
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--context", type=int, default=128)
-    p.add_argument("--batch", type=int, default=4)
+    model_shape(p, batch=4, vocab=None)
     p.add_argument("--val-batches", type=int, default=16)
     p.add_argument("--steps", type=int, default=3, help="training steps timed (median)")
     p.add_argument("--rounds", type=int, default=2, help="evals timed each way, in turn (best of)")

@@ -35,6 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]  # run as a script from a che
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from plain_loop import TinyGPT, param_groups  # noqa: E402
+from shapes import model_shape  # noqa: E402
 
 from bitnet_model.nn.device import resolve_device  # noqa: E402
 from bitnet_tui.instrument.config import MonitorConfig  # noqa: E402
@@ -90,12 +91,7 @@ class Loop:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--context", type=int, default=128)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--vocab", type=int, default=4096)
+    model_shape(p, batch=16)
     p.add_argument("--rounds", type=int, default=12, help="rounds (each: one block per copy, in turn)")
     p.add_argument("--block", type=int, default=2, help="steps per block")
     p.add_argument("--eval-probe", type=int, default=4, help="steps between evals while timing them")

@@ -31,6 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]  # run as a script from a che
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from plain_loop import TinyGPT, param_groups  # noqa: E402
+from shapes import model_shape  # noqa: E402
 
 from bitnet_model.nn.device import resolve_device  # noqa: E402
 from bitnet_tui.instrument.config import MonitorConfig  # noqa: E402
@@ -50,12 +51,7 @@ def count_system(path: Path | None) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--context", type=int, default=128)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--vocab", type=int, default=4096)
+    model_shape(p, batch=16)
     p.add_argument("--rounds", type=int, default=6, help="rounds in all, half with the sampler")
     p.add_argument("--seconds", type=float, default=15.0, help="seconds per round")
     p.add_argument("--every", type=float, default=2.0, help="the sampler's interval (the default system_every)")

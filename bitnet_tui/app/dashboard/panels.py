@@ -18,6 +18,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from bitnet_tui.app.dashboard.body import BodyPanel
 from bitnet_tui.app.dashboard.feed import Feed
 from bitnet_tui.app.dashboard.header import LEVEL_STYLES, glyph, render_header
 from bitnet_tui.session.log.events import Alert, CheckpointSaved, Event, Intervention, RunEnded
@@ -243,21 +244,10 @@ def _flat(d: Any, prefix: str = "") -> Any:
             yield key, printable(v if isinstance(v, str) else json.dumps(v), 400)
 
 
-class ConfigPanel(VerticalScroll):
+class ConfigPanel(BodyPanel):
     """The run's configuration as logged (``run_started``): every knob, the corpus, tokenizer and versions."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._drawn: tuple[int, int] = (-1, -1)
-        self._body = Static()
+    part = "config"
 
-    def compose(self) -> Any:
-        yield self._body
-
-    def update_from(self, feed: Feed, force: bool = False) -> bool:
-        key = (id(feed), feed.versions["config"])
-        if key == self._drawn and not force:
-            return False
-        self._drawn = key
-        self._body.update(config_lines(feed))
-        return True
+    def body(self, feed: Feed) -> Any:
+        return config_lines(feed)

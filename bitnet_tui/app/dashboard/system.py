@@ -13,9 +13,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
+from bitnet_tui.app.dashboard.body import BodyPanel
 from bitnet_tui.session.log.events import SystemSample
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -94,19 +93,10 @@ def system_table(feed: Any) -> Group | Text:
     return Group(t, Text(""), Text(note, style="dim"))
 
 
-class SystemPanel(VerticalScroll):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._drawn: tuple[int, int] = (-1, -1)
-        self._body = Static()
+class SystemPanel(BodyPanel):
+    """The run's process as the system sampler saw it: now, peak, mean and a sparkline per figure."""
 
-    def compose(self) -> Any:
-        yield self._body
+    part = "system"
 
-    def update_from(self, feed: Any, force: bool = False) -> bool:
-        key = (id(feed), feed.versions["system"])
-        if key == self._drawn and not force:
-            return False
-        self._drawn = key
-        self._body.update(system_table(feed))
-        return True
+    def body(self, feed: Any) -> Any:
+        return system_table(feed)
