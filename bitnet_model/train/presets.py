@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sweep": {"optimizer": ["adam", "adamw"], "lr": [1.5e-3, 5e-4]},
         "runs": [{"label": "optimizer=adam lr=0.0015 autopilot (decouple live)",
                   "knobs": {"optimizer": "adam", "lr": 1.5e-3}, "autopilot": True}],
-        "measured": "8 min 2 s for the five runs, one at a time, on a 2-core AMD EPYC (docs/seed-report.md)",
+        "measured": "8 min 2 s for the five runs, two at a time (--jobs 2), on a 2-core AMD EPYC (docs/seed-report.md)",
     },
 }
 
