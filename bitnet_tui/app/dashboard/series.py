@@ -51,17 +51,19 @@ class Series:
         return self._n
 
     def append(self, x: float, y: float | None) -> None:
-        if y is None or not math.isfinite(y) or abs(y) > 1e300:
+        if y is None or not -1e300 <= y <= 1e300:  # NaN fails both comparisons, as do the infinities
             return
         self.count += 1
         self.last_x, self.last_y = x, y
-        if self._n and self._n[-1] < self.width:
-            i = len(self._n) - 1
-            self._n[i] += 1
-            self._sum[i] += y
-            self.mean[i] = self._sum[i] / self._n[i]
-            self.lo[i] = min(self.lo[i], y)
-            self.hi[i] = max(self.hi[i], y)
+        n = self._n
+        if n and n[-1] < self.width:  # the hot path (a replay appends every step): no calls, last items only
+            c = n[-1] = n[-1] + 1
+            total = self._sum[-1] = self._sum[-1] + y
+            self.mean[-1] = total / c
+            if y < self.lo[-1]:
+                self.lo[-1] = y
+            elif y > self.hi[-1]:
+                self.hi[-1] = y
             return
         self.x.append(x)
         self.mean.append(y)
