@@ -156,10 +156,14 @@ async def test_header_goes_on_under_a_dialog():
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, StepDialog), 5, "the step dialog")
         opened = app.feed.step
-        await wait_for(pilot, lambda: app.feed.step >= opened + 30, 10, "the replay to go on")
-        await pilot.pause(0.6)
-        m = re.search(r"step (\d+)/", shown(header))
-        assert m and int(m.group(1)) >= opened + 30, shown(header)
+        await wait_for(pilot, lambda: app.feed.step >= opened + 30, 20, "the replay to go on")
+
+        def header_step() -> int:
+            m = re.search(r"step (\d+)/", shown(header))
+            return int(m.group(1)) if m else -1
+
+        await wait_for(pilot, lambda: header_step() >= opened + 30, 10, "the header to follow under the dialog")
+        assert isinstance(app.screen, StepDialog)  # still open: the header went on beneath it
 
 
 @pytest.mark.asyncio
