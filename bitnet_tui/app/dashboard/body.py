@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import RenderableType
@@ -10,9 +11,10 @@ from textual.widgets import Static
 
 
 class BodyPanel(VerticalScroll):
-    """Subclasses name their part of ``Feed.versions`` (``part``) and draw it (:meth:`body`)."""
+    """Subclasses name their part of ``Feed.versions`` (``part``) and the function that draws it (``draw``)."""
 
     part = ""
+    draw: Callable[[Any], RenderableType] = staticmethod(lambda feed: "")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -22,13 +24,10 @@ class BodyPanel(VerticalScroll):
     def compose(self) -> Any:
         yield self._body
 
-    def body(self, feed: Any) -> RenderableType:
-        raise NotImplementedError
-
     def update_from(self, feed: Any, force: bool = False) -> bool:
         key = (id(feed), feed.versions[self.part])
         if key == self._drawn and not force:
             return False
         self._drawn = key
-        self._body.update(self.body(feed))
+        self._body.update(self.draw(feed))
         return True

@@ -249,5 +249,4 @@ class ConfigPanel(BodyPanel):
 
     part = "config"
 
-    def body(self, feed: Feed) -> Any:
-        return config_lines(feed)
+    draw = staticmethod(config_lines)

@@ -98,5 +98,4 @@ class SystemPanel(BodyPanel):
 
     part = "system"
 
-    def body(self, feed: Any) -> Any:
-        return system_table(feed)
+    draw = staticmethod(system_table)

@@ -10,6 +10,7 @@ they are wanted. :class:`EventList` is the same view over events already in memo
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate
@@ -19,7 +20,7 @@ from bitnet_tui.session.log.events import Alert, Event, Intervention, RunStarted
 from bitnet_tui.session.log.reader import MAX_LINE_BYTES, SessionData, decode_event, open_regular, scan_session
 
 
-class Positions:
+class Positions(ABC):
     """What a replay reads of a log by position (index 0 is the header): its length, each event's logged time,
     the running maximum of the steps (sorted, so a seek can bisect), where the alerts and interventions are,
     and the events of a range, in order."""
@@ -28,14 +29,17 @@ class Positions:
     alerts: list[int]
     interventions: list[int]
 
+    @abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def time(self, i: int) -> float:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def between(self, start: int, stop: int) -> Iterator[Event]:
-        raise NotImplementedError
+        ...
 
     def __getitem__(self, i: int) -> Event:
         """One event by its position (negative: from the end)."""
@@ -45,8 +49,9 @@ class Positions:
             return ev
         raise IndexError(i)
 
+    @abstractmethod
     def close(self) -> None:
-        """Let go of what the events are read from (nothing, for a list)."""
+        """Let go of what the events are read from."""
 
 
 class EventList(Positions):
@@ -57,6 +62,9 @@ class EventList(Positions):
         self.steps = list(accumulate((e.step for e in self.events), max))
         self.alerts = [i for i, e in enumerate(self.events) if isinstance(e, Alert)]
         self.interventions = [i for i, e in enumerate(self.events) if isinstance(e, Intervention)]
+
+    def close(self) -> None:
+        """Nothing to let go of: the events are in memory."""
 
     def __len__(self) -> int:
         return len(self.events)
