@@ -96,7 +96,7 @@ class Monitor:
         self.vocab_size, self.ln_vocab, self.unigram_entropy = b.vocab, b.ln_vocab, b.unigram_entropy
 
     def subscribe(self, fn: Callable[[Event], None]) -> None:
-        """Call ``fn(event)`` for every event from now on, in the training thread; ``fn`` must be fast."""
+        """Call ``fn(event)`` for every event from now on, one at a time, in the emitting thread; be fast."""
         self.emitter.subscribe(fn)
 
     def send(self, cmd: C.Command) -> None:
