@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -103,7 +104,7 @@ async def browse(url: str, profile: str) -> tuple[str, str]:
 
     chrome = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1100,800",
                                "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         port_file = Path(profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 15
@@ -124,8 +125,9 @@ async def browse(url: str, profile: str) -> tuple[str, str]:
                     lambda s: "unigram phase" in s and step_of(s) > step_of(first), timeout=15)
                 pump.cancel()
                 return first, later
-    finally:
-        chrome.kill()
+    finally:  # the whole group: chromium's zygote and renderers outlive a killed parent and keep writing
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(chrome.pid, signal.SIGKILL)
         chrome.wait(10)
 
 
@@ -142,8 +144,9 @@ def test_serve_shows_the_dashboard_in_a_browser_and_its_replay_plays(tmp_path):
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_port(port, proc)
-        with tempfile.TemporaryDirectory() as profile:
-            first, later = asyncio.run(browse(f"http://127.0.0.1:{port}/", profile))
+        profile = tmp_path / "chromium-profile"
+        profile.mkdir()
+        first, later = asyncio.run(browse(f"http://127.0.0.1:{port}/", str(profile)))
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=15)
